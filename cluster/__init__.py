@@ -1,0 +1,1 @@
+"""What talks to a Ray cluster: connecting to (or starting) Ray, and later job submission."""

@@ -1,0 +1,37 @@
+"""Connect to Ray: a cluster at ``address`` / ``RAY_ADDRESS``, or a local instance started in
+this process. Quiet by default: Ray's per-worker log forwarding and print patching would
+bury the progress bar."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+QUIET_ENV = {
+    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",  # keep worker prints out of Train's report stream
+    "RAY_DEDUP_LOGS": "1",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",
+}
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, verbose: bool = False) -> None:
+    """Start or join Ray once per process; later calls are no-ops."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs = {} if address else {"num_cpus": num_cpus, "include_dashboard": True, "dashboard_host": "127.0.0.1"}
+    ray.init(
+        address=address,
+        logging_level=logging.INFO if verbose else logging.WARNING,
+        log_to_driver=verbose,
+        configure_logging=True,
+        **kwargs,
+    )
+    if not verbose:
+        for name in ("ray", "ray.train", "ray.tune", "ray.data"):
+            logging.getLogger(name).setLevel(logging.WARNING)

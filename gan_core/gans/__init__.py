@@ -1,0 +1,1 @@
+"""One module per GAN; each registers itself with ``gan_core.registry.register``."""

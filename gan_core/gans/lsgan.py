@@ -1,0 +1,88 @@
+"""LSGAN (Mao et al. 2017): DCGAN nets trained with least-squares losses.
+
+The a-b-c coding sets the targets: D pushes fakes to ``a`` and reals to ``b``, G pushes fakes
+to ``c``. The default 0-1-1 coding is the one used in practice; -1-1-0 (a=-1, b=1, c=0)
+satisfies b - c = 1, b - a = 2, the condition under which the objective minimises the
+Pearson chi^2 divergence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+
+from gan_core.interface import GAN, Batch, Nets, Phase, PhaseResult
+from gan_core.losses import least_squares_d, least_squares_g
+from gan_core.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gan_core.nets.init import dcgan_init
+from gan_core.registry import register
+
+
+@dataclass
+class LSGANConfig:
+    latent_dim: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    a: float = 0.0  # target of D for fakes
+    b: float = 1.0  # target of D for reals
+    c: float = 1.0  # target of G for fakes
+
+    def __post_init__(self) -> None:
+        if self.b == self.a:
+            raise ValueError("model.a and model.b must differ: D cannot tell reals from fakes")
+        for key in ("latent_dim", "ngf", "ndf"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
+
+
+@register
+class LSGAN(GAN):
+    name = "lsgan"
+    Config = LSGANConfig
+    groups = {"G": ("G",), "D": ("D",)}
+    phases = (Phase("D", trains="D"), Phase("G", trains="G"))
+    ema_nets = ("G",)
+
+    def build_nets(self):
+        cfg: LSGANConfig = self.cfg
+        nets = {
+            "G": DCGANGenerator(cfg.latent_dim, self.channels, self.resolution, cfg.ngf),
+            "D": DCGANDiscriminator(self.channels, self.resolution, cfg.ndf),
+        }
+        for net in nets.values():
+            dcgan_init(net)
+        return nets
+
+    def _latents(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(n, self.cfg.latent_dim, device=like.device)
+
+    def compute(self, phase: str, nets: Nets, batch: Batch, step: int) -> PhaseResult:
+        real = batch["image"]
+        z = self._latents(real.shape[0], real)
+        if phase == "D":
+            with torch.no_grad():
+                fake = nets["G"](z)
+            real_out, fake_out = nets["D"](real), nets["D"](fake)
+            loss = least_squares_d(real_out, fake_out, self.cfg.a, self.cfg.b)
+            logs = {"loss/D": loss.detach(), "D/real": real_out.detach().mean(), "D/fake": fake_out.detach().mean()}
+            return PhaseResult(loss, logs)
+        if phase == "G":
+            loss = least_squares_g(nets["D"](nets["G"](z)), self.cfg.c)
+            return PhaseResult(loss, {"loss/G": loss.detach()})
+        raise KeyError(f"lsgan has no phase {phase!r}")
+
+    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return {"z": torch.randn(n, self.cfg.latent_dim, generator=generator)}
+
+    @torch.no_grad()
+    def sample_grid(self, nets: Nets, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        images = nets["G"](inputs["z"])
+        cols = math.ceil(math.sqrt(images.shape[0]))
+        rows = math.ceil(images.shape[0] / cols)
+        pad = rows * cols - images.shape[0]
+        if pad:
+            images = torch.cat([images, images.new_full((pad, *images.shape[1:]), -1.0)])
+        return images.view(rows, cols, *images.shape[1:])

@@ -1,0 +1,112 @@
+"""The one interface every GAN implements so that one training loop can drive them all.
+
+A GAN declares *what* to train; the loop in ``pipelines.train`` decides *how*:
+
+* ``groups`` maps an optimizer group ("G" or "D") to the nets it owns. The loop builds one
+  optimizer per group, with ``optim.lr_g`` / ``optim.lr_d`` as its learning rate, so the
+  two-time-scale balance is a config value for every GAN.
+* ``phases`` lists the update phases in order. Each trains one group, every ``every`` steps.
+  A ``lazy`` phase is a regulariser run less often (StyleGAN2's lazy R1): the loop rescales
+  that group's learning rate and betas by k/(k+1) so the effective optimisation matches.
+* ``compute(phase, nets, batch, step)`` returns the phase's loss and logs. It never calls
+  backward or touches optimizers: the loop owns requires_grad, DDP sync, AMP, EMA and steps.
+
+Nets come in through ``nets`` (possibly DDP-wrapped) instead of living on the GAN, so the
+same GAN object works in a single process, under DDP, and for sampling from EMA copies.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import nn
+
+Batch = Mapping[str, torch.Tensor]
+Nets = Mapping[str, nn.Module]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One update: the nets of optimizer group ``trains`` step on ``compute(name, ...)``."""
+
+    name: str
+    trains: str
+    every: int = 1
+    lazy: bool = False
+
+    def active(self, step: int) -> bool:
+        return step % self.every == 0
+
+
+@dataclass
+class PhaseResult:
+    """What ``GAN.compute`` returns: the scalar to minimise and detached values to log."""
+
+    loss: torch.Tensor
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class GAN(abc.ABC):
+    """Base class of every GAN in the registry.
+
+    Subclasses set the class attributes and implement the abstract methods. ``cfg`` is the
+    GAN's own ``Config`` dataclass instance; ``resolution`` and ``channels`` come from the data.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    groups: ClassVar[Mapping[str, tuple[str, ...]]]
+    phases: ClassVar[tuple[Phase, ...]]
+    # Image domains a batch must hold: ("image",) for unconditional GANs, ("A", "B") for
+    # unpaired translation. The loader and the CLI check the data against this.
+    domains: ClassVar[tuple[str, ...]] = ("image",)
+    # Nets that get an exponential moving average copy when EMA is on; samples use it.
+    ema_nets: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, cfg: Any, resolution: int, channels: int):
+        self.cfg = cfg
+        self.resolution = resolution
+        self.channels = channels
+
+    @abc.abstractmethod
+    def build_nets(self) -> dict[str, nn.Module]:
+        """Fresh, initialised nets keyed by name (the names used in ``groups``)."""
+
+    @abc.abstractmethod
+    def compute(self, phase: str, nets: Nets, batch: Batch, step: int) -> PhaseResult:
+        """Loss of one phase on one batch; may run any net forward, backward is the loop's."""
+
+    @abc.abstractmethod
+    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """A fixed input batch for sample grids (latents, or real images for translation)."""
+
+    @abc.abstractmethod
+    def sample_grid(self, nets: Nets, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Images in [-1, 1] laid out as (rows, cols, C, H, W) for the tracker's grid."""
+
+    # GANs with state beyond their nets (an image pool, a schedule) override these two so
+    # that checkpoints hold everything needed to resume exactly.
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        del state
+
+    @classmethod
+    def validate(cls) -> None:
+        """Catch declaration mistakes of a new GAN at registration time, not mid-run."""
+        if not cls.phases:
+            raise TypeError(f"GAN {cls.name!r} declares no phases")
+        for phase in cls.phases:
+            if phase.trains not in cls.groups:
+                raise TypeError(
+                    f"GAN {cls.name!r}: phase {phase.name!r} trains unknown group {phase.trains!r}"
+                )
+            if phase.every < 1:
+                raise TypeError(f"GAN {cls.name!r}: phase {phase.name!r} has every < 1")
+        owned = [n for nets in cls.groups.values() for n in nets]
+        if len(owned) != len(set(owned)):
+            raise TypeError(f"GAN {cls.name!r}: a net belongs to two optimizer groups")

@@ -1,0 +1,43 @@
+"""``ganforge train GAN --data SHARDS``: a Ray Train DDP job tracked in MLflow."""
+
+from __future__ import annotations
+
+import argparse
+
+import gan_core
+from pipelines.config import load
+from pipelines.tracking.store import ui_command
+from pipelines.train.launch import TrainingFailed, train
+
+__all__ = ["TrainingFailed", "add"]
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a GAN with Ray Train (DDP) and track it in MLflow")
+    p.add_argument("gan", help=f"registered GAN: {', '.join(gan_core.available())}")
+    p.add_argument("--data", help="shard folder written by `ganforge data shard`")
+    p.add_argument("--workers", type=int, help="DDP workers (train.workers)")
+    p.add_argument("--steps", type=int, help="optimizer steps (train.steps)")
+    p.add_argument("--batch-size", type=int, help="per-worker batch (data.batch_size)")
+    p.add_argument("--gpus", action="store_true", help="one GPU per worker, NCCL (train.use_gpu)")
+    p.add_argument("--config", help="YAML file merged over the GAN's defaults")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override, e.g. --set optim.lr_d=4e-4 (repeatable)")
+    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
+    flags = {"data.path": args.data, "train.workers": args.workers, "train.steps": args.steps,
+             "data.batch_size": args.batch_size, "train.use_gpu": True if args.gpus else None}
+    return [f"{key}={value}" for key, value in flags.items() if value is not None]
+
+
+def run(args: argparse.Namespace) -> None:
+    # Flags first, so an explicit --set wins over them.
+    cfg = load(args.gan, args.config, _flag_overrides(args) + args.overrides)
+    outcome = train(cfg, address=args.address, progress=not args.no_progress)
+    shown = {k: round(v, 4) for k, v in outcome.metrics.items() if k.startswith(("loss/", "perf/images"))}
+    print(f"finished: MLflow run {outcome.run_id} {shown}")
+    print(f"browse it: ganforge ui   (or: {' '.join(ui_command(outcome.tracking)[1:])})")

@@ -1,0 +1,27 @@
+"""``ganforge ui``: the MLflow UI over the project's store, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+
+from pipelines.config.schema import TrackingConfig
+from pipelines.tracking import store
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    ui = sub.add_parser("ui", help="open the MLflow UI over the run store (127.0.0.1)")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--tracking-uri", default="", help="default: $MLFLOW_TRACKING_URI or ./mlflow.db")
+    ui.add_argument("--print-command", action="store_true", help="print the mlflow command instead of running it")
+    ui.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    command = store.ui_command(store.resolve(TrackingConfig(uri=args.tracking_uri)), args.port)
+    if args.print_command:
+        print(shlex.join(command))
+        return
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
+    os.execv(command[0], command)

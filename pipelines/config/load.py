@@ -1,0 +1,176 @@
+"""Build a ``RunConfig``: dataclass defaults < the GAN's YAML defaults < a user YAML < dotted
+``--set key=value`` overrides. Unknown keys and wrongly typed values fail with a message that
+names the key (and the closest valid key when it looks like a typo)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import typing
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+import gan_core
+from pipelines.config.schema import RunConfig
+
+
+class ConfigError(ValueError):
+    """A config key or value a user must fix; the CLI prints it without a traceback."""
+
+
+def _yaml_file(path: Path | str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must hold a mapping at the top level")
+    return data
+
+
+def gan_defaults(gan: str) -> dict[str, Any]:
+    """The per-GAN defaults shipped in ``pipelines/configs/<gan>.yaml`` (empty if none)."""
+    resource = resources.files("pipelines.configs").joinpath(f"{gan}.yaml")
+    if not resource.is_file():
+        return {}
+    return yaml.safe_load(resource.read_text()) or {}
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"optim.lr_d=4e-4"`` -> (["optim", "lr_d"], 0.0004). Values are read as YAML scalars."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not of the form key.path=value")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    # YAML 1.1 reads "4e-4" as a string (it wants "4.0e-4"); users type the short form.
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    return key.strip().split("."), value
+
+
+def set_dotted(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {'.'.join(path)}: {part} is not a section")
+    node[path[-1]] = value
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    if kind is Any:
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    elif typing.get_origin(kind) is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+    else:
+        return value
+    name = getattr(kind, "__name__", str(kind))
+    raise ConfigError(f"{key} must be of type {name}, got {value!r}")
+
+
+def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    """Instantiate ``cls`` from a nested dict, recursing into dataclass-typed fields."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.')} must be a section (mapping), got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            hint = difflib.get_close_matches(key, names, n=1)
+            also = f" (did you mean {prefix}{hint[0]}?)" if hint else ""
+            raise ConfigError(f"unknown config key {prefix}{key}{also}; valid keys: {', '.join(names)}")
+    kwargs = {}
+    for key, value in values.items():
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            kwargs[key] = build_dataclass(kind, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(f"{prefix}{key}", value, kind)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # range checks in __post_init__ already name the key
+        raise ConfigError(str(exc)) from exc
+
+
+def build(tree: dict[str, Any]) -> RunConfig:
+    """A validated ``RunConfig`` from a full dict tree (e.g. the one sent to Ray workers)."""
+    tree = copy.deepcopy(tree)
+    gan_name = tree.pop("gan", None)
+    if not gan_name:
+        raise ConfigError("config has no 'gan' key")
+    try:
+        gan_cls = gan_core.get(gan_name)
+    except KeyError as exc:
+        raise ConfigError(exc.args[0]) from exc
+    hints = typing.get_type_hints(RunConfig)
+    sections = [f.name for f in dataclasses.fields(RunConfig) if f.name != "gan"]
+    for key in tree:
+        if key not in sections:
+            hint = difflib.get_close_matches(key, sections, n=1)
+            also = f" (did you mean {hint[0]}?)" if hint else ""
+            raise ConfigError(f"unknown config section {key}{also}; sections: {', '.join(sections)}")
+    built = {}
+    for name in sections:
+        kind = gan_cls.Config if name == "model" else hints[name]
+        built[name] = build_dataclass(kind, tree.get(name) or {}, f"{name}.")
+    return RunConfig(gan=gan_name, **built)
+
+
+def load(gan: str, config_file: str | None = None, overrides: Iterable[str] = ()) -> RunConfig:
+    """The config of a run of ``gan``: defaults, the GAN's YAML, ``config_file``, overrides."""
+    tree: dict[str, Any] = {"gan": gan}
+    tree = _deep_merge(tree, gan_defaults(gan))
+    if config_file:
+        tree = _deep_merge(tree, _yaml_file(config_file))
+        tree["gan"] = gan
+    for text in overrides:
+        path, value = parse_override(text)
+        set_dotted(tree, path, value)
+    return build(tree)
+
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"optim": {"lr_d": 1e-4}} -> {"optim.lr_d": 1e-4}: MLflow params, Tune search keys."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

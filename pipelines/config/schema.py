@@ -1,0 +1,101 @@
+"""The typed config tree of a run. The same tree goes to Ray workers (as a dict), to Tune's
+search space (by dotted path) and, flattened, into MLflow params.
+
+``model`` is the GAN's own ``Config`` dataclass (declared next to the GAN in ``gan_core``);
+everything else is shared by all GANs. Each dataclass checks its values in
+``__post_init__`` so a bad value fails with a message naming the key before any work starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+AMP_MODES = ("off", "bf16", "fp16")
+DATA_MODES = ("resampled", "exact")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+@dataclass
+class OptimConfig:
+    """Adam per optimizer group. lr_g and lr_d are separate: their balance is the main
+    knob of GAN stability (the two-time-scale update rule), and what ``ganforge tune`` searches."""
+
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("lr_g", "lr_d"):
+            _require(getattr(self, key) > 0, f"optim.{key} must be > 0, got {getattr(self, key)}")
+        for key in ("beta1", "beta2"):
+            _require(0 <= getattr(self, key) < 1, f"optim.{key} must be in [0, 1), got {getattr(self, key)}")
+        _require(self.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+
+
+@dataclass
+class DataConfig:
+    path: str = ""  # a shard folder written by `ganforge data shard`
+    mode: str = "resampled"  # resampled: fixed-length epochs for step-based training; exact: each sample once
+    batch_size: int = 64  # per worker
+    loader_workers: int = 1  # DataLoader processes per Ray worker
+    shuffle_buffer: int = 1000
+    hflip: bool = False
+    epoch_batches: int = 0  # resampled mode: batches per epoch per worker; 0 = dataset size / global batch
+
+    def __post_init__(self) -> None:
+        _require(self.mode in DATA_MODES, f"data.mode must be one of {DATA_MODES}, got {self.mode!r}")
+        _require(self.batch_size >= 1, f"data.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.loader_workers >= 0, f"data.loader_workers must be >= 0, got {self.loader_workers}")
+        _require(self.shuffle_buffer >= 0, f"data.shuffle_buffer must be >= 0, got {self.shuffle_buffer}")
+        _require(self.epoch_batches >= 0, f"data.epoch_batches must be >= 0, got {self.epoch_batches}")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    workers: int = 2  # Ray Train DDP workers
+    use_gpu: bool = False
+    threads_per_worker: int = 1  # torch intra-op threads per worker: workers x threads <= cores
+    amp: str = "off"  # off | bf16 | fp16 (fp16 adds a gradient scaler)
+    ema_half_life_kimg: float = 0.0  # EMA of the ema_nets, half-life in thousands of images; 0 = off
+    seed: int = 0
+    log_every: int = 10  # steps between metric logs
+    sample_every: int = 200  # steps between sample grids
+    sample_count: int = 64
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    max_failures: int = 0  # worker-group restarts Ray Train may do, resuming from the last checkpoint
+    storage_path: str = ""  # Ray Train run storage; "" = ./ray_results
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "workers", "threads_per_worker", "log_every", "sample_every",
+                    "sample_count", "checkpoint_every", "keep_checkpoints"):
+            _require(getattr(self, key) >= 1, f"train.{key} must be >= 1, got {getattr(self, key)}")
+        _require(self.amp in AMP_MODES, f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        _require(self.ema_half_life_kimg >= 0, "train.ema_half_life_kimg must be >= 0")
+        _require(self.max_failures >= 0, "train.max_failures must be >= 0")
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = ""  # MLflow tracking URI; "" = $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db
+    experiment: str = ""  # "" = ganforge-<gan>
+    run_name: str = ""  # "" = <gan>-<data>-<time>
+    artifact_root: str = ""  # for a local store; "" = ./mlartifacts
+
+
+@dataclass
+class RunConfig:
+    gan: str
+    model: Any
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)

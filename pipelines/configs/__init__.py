@@ -1,0 +1,1 @@
+"""Per-GAN default configs, one YAML file per registered GAN."""

@@ -1,0 +1,1 @@
+"""Image folders to WebDataset shards, and shards to equal-length per-rank batch streams."""

@@ -1,0 +1,81 @@
+"""Turn one image file of any common format into the training format: square, target size,
+8-bit, the dataset's channel mode, PNG-encoded. Done once at shard time so training only
+decodes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+CHANNEL_MODES = {"RGB": 3, "L": 1}
+
+
+class BadImage(ValueError):
+    """A file that cannot become a training image; the message says why."""
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    # 16-bit and 32-bit integer images ("I;16", "I") would be clipped to white by convert("L").
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        return Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.clip(array * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    return image
+
+
+def _flatten_alpha(image: Image.Image) -> Image.Image:
+    # Transparent pixels carry arbitrary colour values; compositing on white gives what a
+    # viewer shows, instead of whatever was stored under alpha 0.
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba)
+    return image
+
+
+def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
+    """Scale the shorter side to ``size``, then cut the centred ``size`` x ``size`` square."""
+    width, height = image.size
+    scale = size / min(width, height)
+    new_size = (max(size, round(width * scale)), max(size, round(height * scale)))
+    image = image.resize(new_size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    left, top = (new_size[0] - size) // 2, (new_size[1] - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def prepare_image(path: Path, size: int, channels: str) -> bytes:
+    """PNG bytes of the prepared image; raises BadImage naming the problem."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except Exception as exc:  # PIL raises many types for corrupt or non-image files
+        raise BadImage(f"not a readable image ({type(exc).__name__}: {exc})") from exc
+    if min(image.size) < 1:
+        raise BadImage("empty image")
+    image = _flatten_alpha(_to_8bit(image)).convert(channels)
+    image = resize_center_crop(image, size)
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def decode_png(data: bytes, size: int, channels: int) -> np.ndarray:
+    """(C, H, W) uint8 array of a shard sample; raises BadImage on corrupt or mis-sized data."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            array = np.asarray(image)
+    except Exception as exc:
+        raise BadImage(f"undecodable sample ({type(exc).__name__})") from exc
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.shape != (size, size, channels) or array.dtype != np.uint8:
+        raise BadImage(f"sample is {array.shape} {array.dtype}, dataset is ({size}, {size}, {channels}) uint8")
+    return np.ascontiguousarray(array.transpose(2, 0, 1))

@@ -1,0 +1,68 @@
+"""``manifest.json``: what a shard folder holds. Written last by the shard tool (a folder
+without one is incomplete) and read by the loader to plan equal per-rank epochs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT = "ganforge-shards/1"
+MANIFEST = "manifest.json"
+
+
+class DataError(ValueError):
+    """A data problem a user must fix (missing shards, wrong domain, too few shards)."""
+
+
+@dataclass(frozen=True)
+class DomainShards:
+    name: str
+    urls: tuple[str, ...]
+    counts: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    root: Path
+    resolution: int
+    channels: int
+    domains: dict[str, DomainShards]
+    manifest: dict[str, Any]
+
+    def domain(self, name: str) -> DomainShards:
+        if name not in self.domains:
+            have = ", ".join(sorted(self.domains))
+            raise DataError(f"{self.root} has no domain {name!r} (it has: {have})")
+        return self.domains[name]
+
+
+def read_dataset(path: str | Path) -> Dataset:
+    root = Path(path).expanduser()
+    manifest_path = root / MANIFEST
+    if not root.exists():
+        raise DataError(f"data path {root} does not exist; create shards with `ganforge data shard`")
+    if not manifest_path.is_file():
+        raise DataError(f"{root} has no {MANIFEST}: not a shard folder written by `ganforge data shard`")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{manifest_path} is not valid JSON: {exc}") from exc
+    if manifest.get("format") != FORMAT:
+        raise DataError(f"{manifest_path} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+    domains = {}
+    for name, entry in manifest["domains"].items():
+        shards = entry["shards"]
+        if not shards:
+            raise DataError(f"{root}: domain {name!r} has no shards")
+        urls = tuple(str(root / s["name"]) for s in shards)
+        missing = [u for u in urls if not Path(u).is_file()]
+        if missing:
+            raise DataError(f"{root}: {len(missing)} shard file(s) listed in the manifest are missing, e.g. {missing[0]}")
+        domains[name] = DomainShards(name, urls, tuple(int(s["count"]) for s in shards))
+    return Dataset(root, int(manifest["resolution"]), int(manifest["channels"]), domains, manifest)

@@ -1,0 +1,150 @@
+"""``ganforge data shard``: image folders -> WebDataset tar shards + manifest.json.
+
+Images are prepared (resized, cropped, converted) once here, in parallel. Files that are not
+readable images are skipped, counted and listed in the manifest. The output appears
+atomically: shards are written to a temporary sibling folder that is renamed into place only
+when everything succeeded, so an interrupted run never leaves a half-written dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Iterator
+
+import webdataset as wds
+from tqdm import tqdm
+
+from pipelines.data.images import CHANNEL_MODES, IMAGE_EXTENSIONS, BadImage, prepare_image
+from pipelines.data.manifest import FORMAT, MANIFEST, DataError
+
+
+@dataclass(frozen=True)
+class ShardOptions:
+    size: int = 64
+    channels: str = "RGB"
+    shard_size: int = 1000  # images per shard
+    workers: int = 0  # image-preparing processes; 0 = all cores
+    seed: int = 0  # order shuffle, so shards mix classes stored in separate folders
+    overwrite: bool = False
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.size < 8:
+            raise DataError(f"--size must be >= 8, got {self.size}")
+        if self.channels not in CHANNEL_MODES:
+            raise DataError(f"--channels must be one of {sorted(CHANNEL_MODES)}, got {self.channels!r}")
+        if self.shard_size < 1:
+            raise DataError(f"--shard-size must be >= 1, got {self.shard_size}")
+
+
+def list_images(source: Path) -> list[Path]:
+    """Every file under ``source`` (recursive) with an image extension, in a stable order."""
+    if not source.is_dir():
+        raise DataError(f"image folder {source} does not exist or is not a folder")
+    files = [p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(files)
+
+
+def _prepare(path: Path, size: int, channels: str) -> tuple[Path, bytes | None, str]:
+    try:
+        return path, prepare_image(path, size, channels), ""
+    except BadImage as exc:
+        return path, None, str(exc)
+
+
+def _prepared(files: list[Path], opts: ShardOptions, desc: str) -> Iterator[tuple[Path, bytes | None, str]]:
+    work = partial(_prepare, size=opts.size, channels=opts.channels)
+    processes = opts.workers or os.cpu_count() or 1
+    bar = tqdm(total=len(files), desc=desc, unit="img", disable=not opts.progress)
+    with bar:
+        if processes == 1 or len(files) < 64:
+            for item in map(work, files):
+                bar.update()
+                yield item
+            return
+        # fork: the shard tool runs before any Ray or torch thread exists, and unlike spawn
+        # it works when __main__ is not importable (stdin, notebooks).
+        with mp.get_context("fork").Pool(processes) as pool:
+            for item in pool.imap(work, files, chunksize=16):
+                bar.update()
+                yield item
+
+
+def _write_domain(name: str, source: Path, out: Path, opts: ShardOptions) -> dict:
+    files = list_images(source)
+    if not files:
+        raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {source}")
+    random.Random(opts.seed).shuffle(files)
+    shards: list[dict] = []
+    skipped: list[dict] = []
+    writer, written = None, 0
+    for path, png, reason in _prepared(files, opts, desc=f"shard {name}"):
+        rel = str(path.relative_to(source))
+        if png is None:
+            skipped.append({"file": rel, "reason": reason})
+            continue
+        if writer is None or shards[-1]["count"] == opts.shard_size:
+            if writer is not None:
+                writer.close()
+            shards.append({"name": f"{name}-{len(shards):06d}.tar", "count": 0})
+            writer = wds.TarWriter(str(out / shards[-1]["name"]))
+        writer.write({"__key__": f"{written:09d}", "png": png, "path.txt": rel})
+        shards[-1]["count"] += 1
+        written += 1
+    if writer is not None:
+        writer.close()
+    if not written:
+        raise DataError(f"none of the {len(files)} files under {source} is a readable image")
+    return {"source": str(source.resolve()), "count": written, "shards": shards,
+            "skipped_count": len(skipped), "skipped": skipped}
+
+
+def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+    if out.exists():
+        if not overwrite:
+            raise DataError(f"{out} already exists; pass --overwrite to replace it")
+        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(trash)
+        tmp.rename(out)
+        shutil.rmtree(trash)
+    else:
+        tmp.rename(out)
+
+
+def write_shards(sources: dict[str, Path], out: Path, opts: ShardOptions) -> dict:
+    """Shard each domain's folder (``{"image": dir}`` or ``{"A": dir_a, "B": dir_b}``)."""
+    opts.validate()
+    out = out.expanduser().resolve()
+    if out.exists() and not opts.overwrite:
+        raise DataError(f"{out} already exists; pass --overwrite to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        domains = {name: _write_domain(name, Path(src), tmp, opts) for name, src in sources.items()}
+        manifest = {
+            "format": FORMAT,
+            "resolution": opts.size,
+            "channel_mode": opts.channels,
+            "channels": CHANNEL_MODES[opts.channels],
+            "shard_size": opts.shard_size,
+            "images": sum(d["count"] for d in domains.values()),
+            "shards": sum(len(d["shards"]) for d in domains.values()),
+            "skipped_count": sum(d["skipped_count"] for d in domains.values()),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "domains": domains,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        _publish(tmp, out, opts.overwrite)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return manifest

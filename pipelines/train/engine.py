@@ -1,0 +1,179 @@
+"""The training step every GAN shares, in plain PyTorch (no Ray, MLflow or WebDataset), so
+it runs the same under Ray Train, in a single process, and in GPU benchmarks.
+
+Per phase the engine enables gradients only for the nets of the phase's optimizer group,
+runs the other DDP-wrapped nets under ``no_sync()`` (their reducers would otherwise wait for
+gradients that never come), calls the GAN's ``compute`` under autocast, and steps that
+group's optimizer. It also owns the EMA copies and the full training state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from gan_core.interface import GAN, Phase
+from pipelines.config.schema import OptimConfig, TrainConfig
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class GroupOptim:
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    nets: tuple[str, ...]
+
+
+def lazy_ratio(phases: tuple[Phase, ...], group: str) -> float:
+    """StyleGAN2's lazy regularisation: a group whose regulariser runs every k steps gets its
+    lr and betas rescaled by c = k / (k + 1), so the optimiser sees the same effective step."""
+    lazy = [p.every for p in phases if p.trains == group and p.lazy]
+    return lazy[0] / (lazy[0] + 1) if lazy else 1.0
+
+
+def _group_lr(group: str, optim: OptimConfig) -> float:
+    return optim.lr_g if group == "G" else optim.lr_d
+
+
+class Engine:
+    def __init__(self, gan: GAN, optim: OptimConfig, train: TrainConfig, device: torch.device, batch_size: int):
+        self.gan, self.device, self.train_cfg = gan, device, train
+        self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self.step = 0
+        self.raw: dict[str, nn.Module] = {k: v.to(device) for k, v in gan.build_nets().items()}
+        self.nets: dict[str, nn.Module] = {k: self._wrap(v) for k, v in self.raw.items()}
+        self.amp_dtype = AMP_DTYPES.get(train.amp)
+        self.groups = {g: self._make_optim(g, nets, optim) for g, nets in gan.groups.items()}
+        self.ema = self._make_ema(batch_size)
+
+    # --- construction -------------------------------------------------------------------
+    def _wrap(self, net: nn.Module) -> nn.Module:
+        if self.world == 1 or not any(p.requires_grad for p in net.parameters()):
+            return net
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        # broadcast_buffers=False: re-broadcasting BatchNorm statistics before every forward
+        # is a collective per D call and would clobber buffers saved for backward when D runs
+        # twice (reals, fakes) per phase. Each rank keeps its own running statistics.
+        return DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+
+    def _make_optim(self, group: str, names: tuple[str, ...], optim: OptimConfig) -> GroupOptim:
+        c = lazy_ratio(self.gan.phases, group)
+        params = [p for n in names for p in self.raw[n].parameters()]
+        optimizer = torch.optim.Adam(params, lr=_group_lr(group, optim) * c,
+                                     betas=(optim.beta1 ** c, optim.beta2 ** c),
+                                     weight_decay=optim.weight_decay)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.train_cfg.amp == "fp16")
+        return GroupOptim(optimizer, scaler, names)
+
+    def _make_ema(self, batch_size: int) -> dict[str, nn.Module]:
+        half_life = self.train_cfg.ema_half_life_kimg
+        if half_life <= 0:
+            return {}
+        self.ema_beta = 0.5 ** (batch_size * self.world / (half_life * 1000.0))
+        ema = {}
+        for name in self.gan.ema_nets:
+            ema[name] = copy.deepcopy(self.raw[name]).eval().requires_grad_(False)
+        return ema
+
+    # --- one step ------------------------------------------------------------------------
+    def _set_trainable(self, group: str) -> contextlib.ExitStack:
+        trained = set(self.groups[group].nets)
+        stack = contextlib.ExitStack()
+        for name, net in self.nets.items():
+            self.raw[name].requires_grad_(name in trained)
+            if name not in trained and isinstance(net, DistributedDataParallel):
+                stack.enter_context(net.no_sync())
+        return stack
+
+    def _run_phase(self, phase: Phase, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        group = self.groups[phase.trains]
+        with self._set_trainable(phase.trains):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
+                result = self.gan.compute(phase.name, self.nets, batch, self.step)
+            group.optimizer.zero_grad(set_to_none=True)
+            group.scaler.scale(result.loss).backward()
+        group.scaler.step(group.optimizer)
+        group.scaler.update()
+        return result.logs
+
+    def train_step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run every phase due at this step; returns detached tensors to log (no host sync)."""
+        logs: dict[str, torch.Tensor] = {}
+        for phase in self.gan.phases:
+            if phase.active(self.step):
+                logs.update(self._run_phase(phase, batch))
+        self._update_ema()
+        self.step += 1
+        return logs
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        for name, ema in self.ema.items():
+            for p_ema, p in zip(ema.parameters(), self.raw[name].parameters()):
+                p_ema.lerp_(p.detach(), 1.0 - self.ema_beta)
+            for b_ema, b in zip(ema.buffers(), self.raw[name].buffers()):
+                b_ema.copy_(b)
+
+    def learning_rates(self) -> dict[str, float]:
+        return {f"lr/{g}": o.optimizer.param_groups[0]["lr"] for g, o in self.groups.items()}
+
+    def set_learning_rates(self, optim: OptimConfig) -> None:
+        """Apply new lr_g / lr_d (e.g. after a PBT exploit) to the live optimizers."""
+        for group, o in self.groups.items():
+            for param_group in o.optimizer.param_groups:
+                param_group["lr"] = _group_lr(group, optim) * lazy_ratio(self.gan.phases, group)
+
+    # --- sampling ------------------------------------------------------------------------
+    def sampling_nets(self) -> dict[str, nn.Module]:
+        """Unwrapped nets for inference, with the EMA copies in place of their originals."""
+        return {**self.raw, **self.ema}
+
+    @torch.no_grad()
+    def sample_grid(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        nets = self.sampling_nets()
+        modes = {name: net.training for name, net in nets.items()}
+        for net in nets.values():
+            net.eval()
+        try:
+            inputs = {k: v.to(self.device) for k, v in inputs.items()}
+            return self.gan.sample_grid(nets, inputs).float().cpu()
+        finally:
+            for name, net in nets.items():
+                net.train(modes[name])
+
+    # --- state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "step": self.step,
+            "nets": {k: v.state_dict() for k, v in self.raw.items()},
+            "ema": {k: v.state_dict() for k, v in self.ema.items()},
+            "optim": {g: o.optimizer.state_dict() for g, o in self.groups.items()},
+            "scaler": {g: o.scaler.state_dict() for g, o in self.groups.items()},
+            "gan": self.gan.state_dict(),
+        }
+        # No RNG state here: the loop reseeds every rank from (seed, rank, step), which
+        # resumes deterministically whatever the number of workers.
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.step = int(state["step"])
+        for name, sd in state["nets"].items():
+            self.raw[name].load_state_dict(sd)
+        for name, sd in state["ema"].items():
+            if name in self.ema:
+                self.ema[name].load_state_dict(sd)
+        for group, sd in state["optim"].items():
+            self.groups[group].optimizer.load_state_dict(sd)
+        for group, sd in state["scaler"].items():
+            if sd:
+                self.groups[group].scaler.load_state_dict(sd)
+        self.gan.load_state_dict(state["gan"])

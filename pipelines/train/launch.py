@@ -1,0 +1,148 @@
+"""``ganforge train`` in the driver: check the config and data before anything starts,
+create the MLflow run, start or join Ray, run a ``TorchTrainer`` over ``train_worker`` and
+show rank 0's progress in the terminal. Ends the MLflow run as FINISHED or FAILED."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+import gan_core
+from cluster.local import connect
+from pipelines.config import RunConfig, flatten, to_dict
+from pipelines.data.loader import StreamSpec, readers
+from pipelines.data.manifest import DataError, read_dataset
+from pipelines.tracking import store
+from pipelines.tracking.runs import end_run, git_commit, start_run
+
+
+class TrainingFailed(RuntimeError):
+    """The job ran but a worker failed; the message holds the worker's error."""
+
+
+@dataclass
+class TrainOutcome:
+    run_id: str
+    metrics: dict[str, float]
+    checkpoint_path: str | None
+    tracking: store.TrackingConfig
+
+
+def check_data(cfg: RunConfig) -> None:
+    """Fail in the driver, with a clear message, before Ray starts any worker."""
+    if not cfg.data.path:
+        raise DataError("no data given: pass --data SHARD_FOLDER (see `ganforge data shard`)")
+    dataset = read_dataset(cfg.data.path)
+    gan_cls = gan_core.get(cfg.gan)
+    for domain in gan_cls.domains:
+        dataset.domain(domain)
+    spec = StreamSpec(world=cfg.train.workers, mode=cfg.data.mode, loader_workers=cfg.data.loader_workers)
+    if cfg.data.mode == "exact":
+        n_shards = min(len(dataset.domain(d).urls) for d in gan_cls.domains)
+        if n_shards < readers(spec):
+            raise DataError(
+                f"data.mode=exact needs at least {readers(spec)} shards ({cfg.train.workers} workers x "
+                f"{max(1, cfg.data.loader_workers)} loader processes) but {cfg.data.path} has {n_shards}; "
+                f"reshard with a smaller --shard-size or use data.mode=resampled")
+
+
+def resolved(cfg: RunConfig, workdir: Path | None = None) -> RunConfig:
+    """Absolute paths and store URIs, so workers in other directories find the same things."""
+    workdir = (workdir or Path.cwd()).resolve()
+    tracking = store.resolve(cfg.tracking, workdir)
+    if not tracking.run_name:
+        stamp = time.strftime("%m%d-%H%M%S")
+        tracking = dataclasses.replace(tracking, run_name=f"{cfg.gan}-{Path(cfg.data.path).name}-{stamp}")
+    data = dataclasses.replace(cfg.data, path=str(Path(cfg.data.path).expanduser().resolve()))
+    storage = cfg.train.storage_path or str(workdir / "ray_results")
+    train = dataclasses.replace(cfg.train, storage_path=str(Path(storage).expanduser().resolve()))
+    return dataclasses.replace(cfg, tracking=tracking, data=data, train=train)
+
+
+class Progress:
+    """Draws rank 0's (step, metrics) messages from a Ray queue as a tqdm bar."""
+
+    def __init__(self, queue: Any, total: int, enabled: bool):
+        self.queue, self.stop = queue, threading.Event()
+        self.bar = tqdm(total=total, desc="train", unit="step", disable=not enabled, dynamic_ncols=True)
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        from ray.util.queue import Empty
+
+        while not self.stop.is_set():
+            try:
+                step, metrics = self.queue.get(timeout=0.5)
+            except Empty:
+                continue
+            except Exception:  # the queue actor is gone: the job ended
+                return
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix({
+                "D": f"{metrics.get('loss/D', float('nan')):.3f}",
+                "G": f"{metrics.get('loss/G', float('nan')):.3f}",
+                "img/s": f"{metrics.get('perf/images_per_sec', 0):.0f}",
+            }, refresh=False)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.bar.close()
+
+
+def _trainer(cfg: RunConfig, loop_config: dict[str, Any]):
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from pipelines.train.ray_worker import train_worker
+
+    train = cfg.train
+    return TorchTrainer(
+        train_worker,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=train.workers, use_gpu=train.use_gpu,
+                                     resources_per_worker={"CPU": train.threads_per_worker,
+                                                           **({"GPU": 1} if train.use_gpu else {})}),
+        torch_config=TorchConfig(backend="nccl" if train.use_gpu else "gloo"),
+        run_config=RayRunConfig(
+            name=f"ganforge-{loop_config['run_id']}",
+            storage_path=train.storage_path,
+            checkpoint_config=CheckpointConfig(num_to_keep=train.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=train.max_failures),
+        ),
+    )
+
+
+def train(cfg: RunConfig, address: str | None = None, progress: bool = True) -> TrainOutcome:
+    check_data(cfg)
+    cfg = resolved(cfg)
+    tree = to_dict(cfg)
+    tags = {"gan": cfg.gan, "data": cfg.data.path, "workers": str(cfg.train.workers),
+            "git_commit": git_commit(), "mlflow.source.git.commit": git_commit()}
+    run_id = start_run(cfg.tracking, cfg.gan, flatten(tree), tags)
+    bar = None
+    try:
+        connect(address)
+        from ray.util.queue import Queue
+
+        queue = Queue(maxsize=1000)
+        bar = Progress(queue, cfg.train.steps, progress)
+        result = _trainer(cfg, {"config": tree, "run_id": run_id, "progress": queue}).fit()
+    except BaseException as exc:
+        end_run(cfg.tracking, run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", str(exc))
+        if isinstance(exc, Exception) and type(exc).__module__.startswith("ray"):
+            raise TrainingFailed(f"training run {run_id} failed: {exc}") from exc
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    end_run(cfg.tracking, run_id, "FINISHED")
+    checkpoint = result.checkpoint.path if result.checkpoint else None
+    return TrainOutcome(run_id, dict(result.return_value or {}), checkpoint, cfg.tracking)

@@ -1,0 +1,118 @@
+"""The step loop, in plain PyTorch. What happens at log, sample and checkpoint time is
+delegated to ``Hooks``: under Ray Train they log to MLflow and report checkpoints to Ray; in
+benchmarks and unit tests they just collect."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from pipelines.config.schema import RunConfig
+from pipelines.data.loader import RankBatches, to_model_batch
+from pipelines.train.engine import Engine
+
+
+class Hooks(Protocol):
+    chief: bool  # rank 0: the one that renders samples and writes checkpoints
+
+    def on_log(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def on_samples(self, step: int, grid: torch.Tensor) -> None: ...
+
+    def on_checkpoint(self, step: int, state: dict[str, Any] | None, final: bool) -> None: ...
+
+
+@dataclass
+class CollectingHooks:
+    """Keeps everything in memory; for single-process runs, tests and benchmarks."""
+
+    chief: bool = True
+    logs: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    samples: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    checkpoints: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
+
+    def on_log(self, step, metrics):
+        self.logs.append((step, metrics))
+
+    def on_samples(self, step, grid):
+        self.samples.append((step, grid))
+
+    def on_checkpoint(self, step, state, final):
+        self.checkpoints.append((step, state))
+
+
+class Meter:
+    """Means of the logged tensors over a log interval, read with one host sync."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def add(self, logs: dict[str, torch.Tensor]) -> None:
+        for key, value in logs.items():
+            value = value.detach().float()
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
+            self.counts[key] += 1
+
+    def pop(self) -> dict[str, float]:
+        if not self.sums:
+            return {}
+        keys = list(self.sums)
+        values = torch.stack([self.sums[k] / self.counts[k] for k in keys]).cpu().tolist()
+        self.sums, self.counts = {}, defaultdict(int)
+        return dict(zip(keys, values))
+
+
+def seed_rank(seed: int, rank: int, step: int) -> None:
+    """Different noise on every rank, reproducible from (seed, rank, step) after a resume."""
+    torch.manual_seed(hash((seed, rank, step)) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def checkpoint_state(engine: Engine, epoch: int, cfg_tree: dict[str, Any]) -> dict[str, Any]:
+    return {"engine": engine.state_dict(), "epoch": epoch, "config": cfg_tree}
+
+
+def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: RankBatches, hooks: Hooks,
+        rank: int = 0, start_epoch: int = 0) -> dict[str, float]:
+    """Train until ``cfg.train.steps``; returns the last logged metrics."""
+    train = cfg.train
+    seed_rank(train.seed, rank, engine.step)
+    fixed = engine.gan.fixed_inputs(train.sample_count, torch.Generator().manual_seed(train.seed))
+    meter, last = Meter(), {}
+    skipped = padded = 0
+    epoch = start_epoch
+    tick, tick_step = time.perf_counter(), engine.step
+    while engine.step < train.steps:
+        for raw in data.epoch(epoch):
+            meter.add(engine.train_step(to_model_batch(raw, engine.device, cfg.data.hflip)))
+            skipped += raw["skipped"]
+            padded += raw["padded"]
+            step = engine.step
+            done = step >= train.steps
+            if step % train.log_every == 0 or done:
+                now = time.perf_counter()
+                images = (step - tick_step) * cfg.data.batch_size * engine.world
+                last = {**meter.pop(), **engine.learning_rates(), "epoch": epoch,
+                        "perf/images_per_sec": images / max(now - tick, 1e-9),
+                        "perf/step_ms": 1e3 * (now - tick) / max(step - tick_step, 1),
+                        "data/skipped": skipped, "data/padded": padded}
+                hooks.on_log(step, last)
+                tick, tick_step = time.perf_counter(), step
+            hook_start = time.perf_counter()
+            if hooks.chief and (step % train.sample_every == 0 or done):
+                hooks.on_samples(step, engine.sample_grid(fixed))
+            if step % train.checkpoint_every == 0 or done:
+                state = checkpoint_state(engine, epoch, cfg_tree) if hooks.chief else None
+                hooks.on_checkpoint(step, state, final=done)
+            tick += time.perf_counter() - hook_start  # throughput counts training, not hooks
+            if done:
+                break
+        else:
+            epoch += 1
+            continue
+        break
+    return last

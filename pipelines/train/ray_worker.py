@@ -1,0 +1,100 @@
+"""What each Ray Train worker runs: build the engine and the rank's data stream from the
+config, resume from Ray's checkpoint if there is one, and drive ``loop.run`` with hooks that
+log to MLflow (rank 0), feed the driver's progress bar (rank 0) and report checkpoints to
+Ray (every rank, since ``ray.train.report`` is a barrier)."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from typing import Any
+
+import ray.train
+import ray.train.torch
+import torch
+
+import gan_core
+from pipelines.config import build
+from pipelines.data.loader import RankBatches, StreamSpec
+from pipelines.data.manifest import read_dataset
+from pipelines.tracking.images import grid_image
+from pipelines.tracking.runs import RunLogger
+from pipelines.train import loop
+from pipelines.train.checkpoint import export_generator, load_checkpoint, save_checkpoint
+from pipelines.train.engine import Engine
+
+REPORTED = ("loss/D", "loss/G", "perf/images_per_sec")  # metrics kept with each Ray checkpoint
+
+
+class RayHooks:
+    def __init__(self, rank: int, engine: Engine, logger: RunLogger | None, progress: Any, meta: dict):
+        self.chief = rank == 0
+        self.engine, self.logger, self.progress, self.meta = engine, logger, progress, meta
+        self.last: dict[str, float] = {}
+
+    def on_log(self, step: int, metrics: dict[str, float]) -> None:
+        self.last = metrics
+        if not self.chief:
+            return
+        self.logger.metrics(step, metrics)
+        if self.progress is not None:
+            try:
+                self.progress.put_nowait((step, metrics))
+            except Exception:  # a full or gone queue must never stop training
+                pass
+
+    def on_samples(self, step: int, grid: torch.Tensor) -> None:
+        scale = max(1, 256 // (grid.shape[1] * grid.shape[-1]))  # small images: enlarge for the UI
+        self.logger.image(step, grid_image(grid, scale=scale))
+
+    def on_checkpoint(self, step: int, state: dict | None, final: bool) -> None:
+        metrics = {"step": step, **{k: self.last[k] for k in REPORTED if k in self.last}}
+        with tempfile.TemporaryDirectory(prefix="ganforge-ckpt-") as folder:
+            checkpoint = None
+            if state is not None:
+                save_checkpoint(folder, state)
+                checkpoint = ray.train.Checkpoint.from_directory(folder)
+                if final:
+                    self._log_final(folder)
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+    def _log_final(self, checkpoint_folder: str) -> None:
+        self.logger.artifacts(checkpoint_folder, "checkpoint")
+        generator_nets = {n: net for n, net in self.engine.sampling_nets().items() if n in self.engine.gan.groups["G"]}
+        with tempfile.TemporaryDirectory(prefix="ganforge-gen-") as folder:
+            export_generator(folder, generator_nets, self.meta)
+            self.logger.artifacts(folder, "generator")
+
+
+def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
+    cfg_tree = loop_config["config"]
+    cfg = build(cfg_tree)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.set_num_threads(cfg.train.threads_per_worker)
+    device = ray.train.torch.get_device()
+
+    dataset = read_dataset(cfg.data.path)
+    gan = gan_core.get(cfg.gan)(cfg.model, dataset.resolution, dataset.channels)
+    engine = Engine(gan, cfg.optim, cfg.train, device, cfg.data.batch_size)
+    start_epoch = 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = load_checkpoint(folder, device)
+        engine.load_state_dict(state["engine"])
+        start_epoch = int(state["epoch"])
+
+    spec = StreamSpec(rank=rank, world=world, mode=cfg.data.mode, seed=cfg.train.seed,
+                      shuffle_buffer=cfg.data.shuffle_buffer, loader_workers=cfg.data.loader_workers)
+    data = RankBatches(dataset.domain("image"), spec, dataset.resolution, dataset.channels,
+                       cfg.data.batch_size, cfg.data.epoch_batches, pin_memory=device.type == "cuda")
+    logger = RunLogger(cfg.tracking.uri, loop_config["run_id"]) if rank == 0 else None
+    meta = {"gan": cfg.gan, "model": asdict(cfg.model), "resolution": dataset.resolution,
+            "channels": dataset.channels, "run_id": loop_config["run_id"]}
+    hooks = RayHooks(rank, engine, logger, loop_config.get("progress"), meta)
+    try:
+        return loop.run(cfg, cfg_tree, engine, data, hooks, rank=rank, start_epoch=start_epoch)
+    finally:
+        if logger is not None:
+            logger.flush()
