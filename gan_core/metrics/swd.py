@@ -62,10 +62,12 @@ def _sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: int, repea
                         generator: torch.Generator) -> float:
     total = 0.0
     for _ in range(repeats):
-        dirs = torch.randn(a.shape[1], directions, generator=generator).to(a.device)
-        dirs = dirs / dirs.norm(dim=0, keepdim=True)
-        pa, _ = torch.sort(a @ dirs, dim=0)
-        pb, _ = torch.sort(b @ dirs, dim=0)
+        dirs = torch.randn(directions, a.shape[1], generator=generator).to(a.device)
+        dirs = dirs / dirs.norm(dim=1, keepdim=True)
+        # (directions, patches): each projection is a contiguous row, so the sort runs on
+        # contiguous memory (sorting columns of the transposed layout is ~10x slower).
+        pa, _ = torch.sort(dirs @ a.T, dim=1)
+        pb, _ = torch.sort(dirs @ b.T, dim=1)
         total += (pa - pb).abs().mean().item()
     return total / repeats
 
@@ -75,6 +77,7 @@ def sliced_wasserstein_distance(
     real: torch.Tensor,
     fake: torch.Tensor,
     patches_per_image: int = 128,
+    max_patches: int = 16384,
     directions: int = 512,
     repeats: int = 4,
     seed: int = 0,
@@ -82,13 +85,16 @@ def sliced_wasserstein_distance(
     """SWD x 1e3 per pyramid level (``swd/<res>``) and their mean (``swd``).
 
     ``real`` and ``fake`` are (N, C, H, W) images in [-1, 1] of one size; the larger set is
-    subsampled so both contribute the same number of patches.
+    subsampled so both contribute the same number of patches. Large sets take fewer patches
+    per image so a level never holds more than ``max_patches`` descriptors: the cost of the
+    sorts grows with that number, and 16k descriptors already pin the distance down well.
     """
     if real.shape[1:] != fake.shape[1:]:
         raise ValueError(f"image shapes differ: {tuple(real.shape[1:])} vs {tuple(fake.shape[1:])}")
     if real.shape[-1] < 16:
         raise ValueError("SWD needs images of at least 16x16")
     n = min(real.shape[0], fake.shape[0])
+    patches_per_image = max(1, min(patches_per_image, max_patches // n))
     generator = torch.Generator().manual_seed(seed)
     result: dict[str, float] = {}
     levels = zip(laplacian_pyramid(real[:n]), laplacian_pyramid(fake[:n]))

@@ -90,6 +90,9 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     data = RankBatches(dataset.domain("image"), spec, dataset.resolution, dataset.channels,
                        cfg.data.batch_size, cfg.data.epoch_batches, pin_memory=device.type == "cuda")
     logger = RunLogger(cfg.tracking.uri, loop_config["run_id"]) if rank == 0 else None
+    if logger is not None:  # what the job really ran on, as opposed to what was asked for
+        logger.tags({"ganforge.world_size": str(world), "ganforge.device": str(device),
+                     "ganforge.backend": torch.distributed.get_backend() if world > 1 else "none"})
     meta = {"gan": cfg.gan, "model": asdict(cfg.model), "resolution": dataset.resolution,
             "channels": dataset.channels, "run_id": loop_config["run_id"]}
     hooks = RayHooks(rank, engine, logger, loop_config.get("progress"), meta)

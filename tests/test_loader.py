@@ -1,0 +1,105 @@
+"""The WebDataset loader on real shards: exact epochs read every sample once across ranks and
+DataLoader workers, every rank gets the same number of batches, and broken data is skipped
+and counted."""
+
+import io
+import shutil
+import tarfile
+from collections import Counter
+
+import pytest
+
+from pipelines.data.demo import write_digits
+from pipelines.data.loader import RankBatches, StreamSpec
+from pipelines.data.manifest import DataError, read_dataset
+from pipelines.data.shard import ShardOptions, write_shards
+
+
+def _epoch(shards, rank, world, mode="exact", epoch=0, workers=2, batch=50, epoch_batches=0):
+    ds = read_dataset(shards)
+    spec = StreamSpec(rank=rank, world=world, mode=mode, seed=3, shuffle_buffer=100, loader_workers=workers)
+    batches = list(RankBatches(ds.domain("image"), spec, ds.resolution, ds.channels, batch, epoch_batches).epoch(epoch))
+    assert all(b["image"].shape == (batch, 1, 16, 16) for b in batches)
+    return batches
+
+
+def _keys(batches):
+    return [k for b in batches for k in b["key"]]
+
+
+@pytest.fixture(scope="module")
+def even_shards(tmp_path_factory):
+    """1,600 digits in 16 shards of 100: divides evenly over 2 ranks x 2 workers x batch 50."""
+    root = tmp_path_factory.mktemp("even")
+    write_digits(root / "images", size=16, limit=1600)
+    write_shards({"image": root / "images"}, root / "shards",
+                 ShardOptions(size=16, channels="L", shard_size=100, progress=False))
+    return root / "shards"
+
+
+@pytest.mark.parametrize("epoch", [0, 1])
+def test_exact_epoch_reads_every_sample_once_across_ranks_and_workers(even_shards, epoch):
+    per_rank = [_keys(_epoch(even_shards, rank, 2, epoch=epoch)) for rank in range(2)]
+    everything = per_rank[0] + per_rank[1]
+    assert len(per_rank[0]) == len(per_rank[1]) == 800
+    assert len(everything) == len(set(everything)) == 1600  # no duplicates, nothing missing
+    shards_of = [{k.split("#")[0] for k in keys} for keys in per_rank]
+    assert not shards_of[0] & shards_of[1]  # no shard read by two ranks
+
+
+def test_exact_epochs_reshuffle_the_shard_assignment(even_shards):
+    assert {k.split("#")[0] for k in _keys(_epoch(even_shards, 0, 2, epoch=0))} != \
+           {k.split("#")[0] for k in _keys(_epoch(even_shards, 0, 2, epoch=1))}
+
+
+def test_uneven_shards_give_equal_batch_counts_by_padding(digit_shards):
+    """9 shards (8 x 200 + 197) over 2 ranks: unequal shares, equal batch counts."""
+    runs = [_epoch(digit_shards, rank, 2, batch=64) for rank in range(2)]
+    assert len(runs[0]) == len(runs[1])
+    keys = [_keys(r) for r in runs]
+    assert set(keys[0]) | set(keys[1]) == set(_keys(_epoch(digit_shards, 0, 1, batch=1, workers=0)))
+    for rank_keys, rank_batches in zip(keys, runs):
+        duplicates = sum(n - 1 for n in Counter(rank_keys).values())
+        assert duplicates == sum(b["padded"] for b in rank_batches)  # repeats are the counted padding
+    assert not set(keys[0]) & set(keys[1])
+
+
+def test_resampled_mode_gives_every_rank_the_fixed_epoch_length(digit_shards):
+    runs = [_epoch(digit_shards, rank, 2, mode="resampled", batch=32, epoch_batches=7) for rank in range(2)]
+    assert [len(r) for r in runs] == [7, 7]
+    assert _keys(runs[0]) != _keys(runs[1])  # each rank draws its own stream
+
+
+def test_exact_mode_needs_a_shard_per_reader(digit_shards):
+    ds = read_dataset(digit_shards)
+    with pytest.raises(DataError, match=r"2 worker\(s\) x 5 loader process\(es\) = 10 readers.*has 9 shard"):
+        RankBatches(ds.domain("image"), StreamSpec(world=2, mode="exact", loader_workers=5), 16, 1, 8)
+
+
+def _add_member(tar_path, name, data):
+    with tarfile.open(tar_path, "a") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+def test_corrupt_samples_and_truncated_shards_are_skipped_and_counted(digit_shards, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(digit_shards, broken)
+    shard0, shard1 = broken / "image-000000.tar", broken / "image-000001.tar"
+    shard0.write_bytes(shard0.read_bytes()[: shard0.stat().st_size // 2 + 100])  # cut mid-member
+    _add_member(shard1, "zzbad.png", b"\x89PNG garbage")
+    _add_member(shard1, "zzlabel.txt", b"a sample with no image")
+    batches = _epoch(broken, 0, 1, batch=1, workers=0)
+    unique = len(set(_keys(batches)))
+    assert 1797 - 200 < unique < 1797  # the readable half of shard 0 still counts
+    assert sum(b["skipped"] for b in batches) >= 3  # bad png, image-less sample, truncated tail
+    assert len(batches) == 1797  # the planned epoch length holds: the lost samples are padded
+    assert sum(b["padded"] for b in batches) == 1797 - unique
+
+
+def test_missing_or_foreign_folders_fail_clearly(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        read_dataset(tmp_path / "nope")
+    with pytest.raises(DataError, match="no manifest.json"):
+        read_dataset(tmp_path)
