@@ -6,7 +6,7 @@ import argparse
 
 import gan_core
 from pipelines.config import load
-from pipelines.tracking.store import ui_command
+from pipelines.cli.ui_cmd import ui_hint
 from pipelines.train.launch import TrainingFailed, train
 
 __all__ = ["TrainingFailed", "add"]
@@ -40,4 +40,4 @@ def run(args: argparse.Namespace) -> None:
     outcome = train(cfg, address=args.address, progress=not args.no_progress)
     shown = {k: round(v, 4) for k, v in outcome.metrics.items() if k.startswith(("loss/", "perf/images"))}
     print(f"finished: MLflow run {outcome.run_id} {shown}")
-    print(f"browse it: ganforge ui   (or: {' '.join(ui_command(outcome.tracking)[1:])})")
+    print(f"browse it: {ui_hint(outcome.tracking)}")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
+import sys
+from pathlib import Path
 
 from pipelines.config.schema import TrackingConfig
 from pipelines.tracking import store
@@ -25,3 +28,16 @@ def run(args: argparse.Namespace) -> None:
         return
     print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
     os.execv(command[0], command)
+
+
+def ui_hint(tracking: TrackingConfig) -> str:
+    """The command that opens the UI over ``tracking``, as the user can type it from here."""
+    exe = Path(sys.argv[0]).resolve()
+    on_path = shutil.which("ganforge")
+    installed_elsewhere = exe.name != "ganforge" or (on_path and Path(on_path).resolve() == exe)
+    command = "ganforge" if installed_elsewhere else os.path.relpath(exe)
+    if tracking.uri != store.resolve(TrackingConfig()).uri:
+        command += f" ui --tracking-uri {shlex.quote(tracking.uri)}"
+    else:
+        command += " ui"
+    return f"{command}   (MLflow UI on http://127.0.0.1:5000)"

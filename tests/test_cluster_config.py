@@ -1,0 +1,25 @@
+"""ray_cluster.yaml is a valid Ray cluster-launcher config whose services stay on loopback."""
+
+from pathlib import Path
+
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+CONFIG = Path(__file__).resolve().parents[1] / "ray_cluster.yaml"
+
+
+def test_cluster_config_passes_rays_own_schema():
+    config = prepare_config(yaml.safe_load(CONFIG.read_text()))
+    validate_config(config)  # raises on any schema violation
+    assert config["provider"]["type"] == "aws"
+    types = config["available_node_types"]
+    assert types["head"]["resources"] == {"CPU": 0}
+    assert types["gpu_worker"]["max_workers"] >= 1
+
+
+def test_services_bind_loopback_and_setup_installs_the_project():
+    config = yaml.safe_load(CONFIG.read_text())
+    head = " ".join(config["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head
+    assert "mlflow server --host 127.0.0.1" in head
+    assert any("pip install -e ." in c for c in config["setup_commands"])
