@@ -6,9 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+import gan_core
 from pipelines.cli import data_cmd, train_cmd, ui_cmd
+from pipelines.config import ConfigError
+from pipelines.data.manifest import DataError
 
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError)  # ConfigError and DataError are ValueErrors
+# Problems a user fixes by changing the command: one line, no traceback. Anything else is a
+# bug and keeps its traceback.
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,9 +22,15 @@ def parser() -> argparse.ArgumentParser:
     data_cmd.add(sub)
     train_cmd.add(sub)
     ui_cmd.add(sub)
-    gans = sub.add_parser("gans", help="list the GANs in the registry")
-    gans.set_defaults(func=lambda args: print("\n".join(__import__("gan_core").available())))
+    sub.add_parser("gans", help="list the GANs in the registry").set_defaults(func=list_gans)
     return top
+
+
+def list_gans(args: argparse.Namespace) -> None:
+    del args
+    for name in gan_core.available():
+        phases = ", ".join(f"{p.name}/{p.every}" if p.every > 1 else p.name for p in gan_core.get(name).phases)
+        print(f"{name:12s} phases: {phases}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ganforge: {exc}", file=sys.stderr)
         return 1
     except USER_ERRORS as exc:
-        message = exc.args[0] if exc.args else str(exc)
-        print(f"ganforge: error: {message}", file=sys.stderr)
+        print(f"ganforge: error: {exc}", file=sys.stderr)
         return 2
     return int(result or 0)
 

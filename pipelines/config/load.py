@@ -91,9 +91,6 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
     elif kind is str:
         if isinstance(value, str):
             return value
-    elif typing.get_origin(kind) is list:
-        if isinstance(value, (list, tuple)):
-            return list(value)
     else:
         return value
     name = getattr(kind, "__name__", str(kind))

@@ -18,6 +18,7 @@ ragged batches. Undecodable samples and broken shards are skipped and counted, n
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import random
 from dataclasses import dataclass
@@ -191,7 +192,7 @@ class RankBatches:
 
     def _passes(self, epoch: int) -> Iterator[dict]:
         # Pass 0 reads the rank's shards once; later passes only pad a short rank.
-        for pass_ in range(1_000_000):
+        for pass_ in itertools.count():
             self.dataset.set_epoch(epoch, pass_)
             got = 0
             for chunk in self._loader():

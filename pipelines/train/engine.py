@@ -126,12 +126,6 @@ class Engine:
     def learning_rates(self) -> dict[str, float]:
         return {f"lr/{g}": o.optimizer.param_groups[0]["lr"] for g, o in self.groups.items()}
 
-    def set_learning_rates(self, optim: OptimConfig) -> None:
-        """Apply new lr_g / lr_d (e.g. after a PBT exploit) to the live optimizers."""
-        for group, o in self.groups.items():
-            for param_group in o.optimizer.param_groups:
-                param_group["lr"] = _group_lr(group, optim) * lazy_ratio(self.gan.phases, group)
-
     # --- sampling ------------------------------------------------------------------------
     def sampling_nets(self) -> dict[str, nn.Module]:
         """Unwrapped nets for inference, with the EMA copies in place of their originals."""

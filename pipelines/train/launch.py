@@ -132,7 +132,7 @@ def train(cfg: RunConfig, address: str | None = None, progress: bool = True) -> 
         connect(address)
         from ray.util.queue import Queue
 
-        queue = Queue(maxsize=1000)
+        queue = Queue(maxsize=1000, actor_options={"num_cpus": 0})  # must not take a worker's CPU
         bar = Progress(queue, cfg.train.steps, progress)
         result = _trainer(cfg, {"config": tree, "run_id": run_id, "progress": queue}).fit()
     except BaseException as exc:
