@@ -103,3 +103,13 @@ def test_missing_or_foreign_folders_fail_clearly(tmp_path):
         read_dataset(tmp_path / "nope")
     with pytest.raises(DataError, match="no manifest.json"):
         read_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["resampled", "exact"])
+def test_shards_without_a_single_image_fail_instead_of_hanging(digit_shards, tmp_path, mode):
+    garbage = tmp_path / "garbage"
+    shutil.copytree(digit_shards, garbage)
+    for shard in garbage.glob("*.tar"):
+        shard.write_bytes(bytes(range(256)) * 12)
+    with pytest.raises(DataError, match="no decodable"):
+        _epoch(garbage, 0, 1, mode=mode, workers=0, batch=8)

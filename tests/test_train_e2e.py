@@ -1,6 +1,7 @@
 """End to end: `ganforge train` as a real 2-worker Ray Train DDP job on real tar shards,
 logging to a real MLflow store; then everything a user looks for is read back."""
 
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import torch
 from mlflow import MlflowClient
 
 from pipelines.config import load
+from pipelines.data.manifest import DataError
 from pipelines.train.checkpoint import load_checkpoint
 from pipelines.train.launch import train
 
@@ -78,3 +80,19 @@ def test_train_cli_rejects_bad_input_before_starting_ray(tmp_path, digit_shards)
         assert message in done.stderr and "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "mlflow.db").exists()  # nothing was started or tracked
+
+
+def test_a_data_error_inside_the_workers_fails_the_run_with_its_reason(digit_shards, ray_local, tmp_path):
+    garbage = tmp_path / "garbage"
+    shutil.copytree(digit_shards, garbage)
+    for shard in garbage.glob("*.tar"):  # present (the driver's check passes) but unreadable
+        shard.write_bytes(bytes(range(256)) * 12)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = load("lsgan", overrides=[f"data.path={garbage}", "train.workers=2", "train.steps=5",
+                                   "model.ngf=8", "model.ndf=8", f"tracking.uri={uri}",
+                                   f"train.storage_path={tmp_path / 'ray'}"])
+    with pytest.raises(DataError, match=r"worker \d: \d+ shards in a row held no decodable image"):
+        train(cfg, progress=False)
+    run = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("ganforge-lsgan").experiment_id])[0]
+    assert run.info.status == "FAILED"
+    assert "held no decodable image" in run.data.tags["ganforge.end_reason"]

@@ -35,7 +35,8 @@ def ui_hint(tracking: TrackingConfig) -> str:
     exe = Path(sys.argv[0]).resolve()
     on_path = shutil.which("ganforge")
     installed_elsewhere = exe.name != "ganforge" or (on_path and Path(on_path).resolve() == exe)
-    command = "ganforge" if installed_elsewhere else os.path.relpath(exe)
+    relative = os.path.relpath(exe)
+    command = "ganforge" if installed_elsewhere else (str(exe) if relative.startswith("..") else relative)
     if tracking.uri != store.resolve(TrackingConfig()).uri:
         command += f" ui --tracking-uri {shlex.quote(tracking.uri)}"
     else:

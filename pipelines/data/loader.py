@@ -60,10 +60,25 @@ def readers(spec: StreamSpec) -> int:
 
 
 class _Skips:
-    """Counts samples and shards lost to errors inside one reader process."""
+    """Counts samples and shards lost to errors inside one reader process, and stops a reader
+    that opens shard after shard without finding one decodable sample (in resampled mode it
+    would otherwise spin forever and hang every rank at the next all-reduce)."""
 
-    def __init__(self) -> None:
+    def __init__(self, patience: int) -> None:
         self.count = 0
+        self.patience = patience
+        self.shards_since_sample = 0
+        self.last_url = ""
+
+    def opened(self, url: str) -> None:
+        self.shards_since_sample += 1
+        self.last_url = url
+        if self.shards_since_sample > self.patience:
+            raise DataError(f"{self.patience} shards in a row held no decodable image "
+                            f"(last: {self.last_url}); are these shards written by `ganforge data shard`?")
+
+    def decoded(self) -> None:
+        self.shards_since_sample = 0
 
     def handler(self, exc: Exception) -> bool:
         del exc
@@ -87,22 +102,25 @@ class DomainStream(IterableDataset):
         s = self.spec
         return random.Random(hash((s.seed, self.epoch, self.pass_, s.rank, worker, salt)))
 
-    def _urls(self, worker: int, n_workers: int) -> Iterator[dict]:
-        urls = self.shards.urls
+    def _indices(self, worker: int, n_workers: int) -> Iterator[int]:
+        n = len(self.shards.urls)
         if self.spec.mode == "exact":
-            mine = exact_assignment(len(urls), self.epoch, self.spec.seed, self.spec.world)[self.spec.rank]
-            for index in mine[worker::n_workers]:
-                yield {"url": urls[index]}
+            yield from exact_assignment(n, self.epoch, self.spec.seed, self.spec.world)[self.spec.rank][worker::n_workers]
             return
         rng = self._rng(worker, salt=1)
         while True:
-            yield {"url": urls[rng.randrange(len(urls))]}
+            yield rng.randrange(n)
+
+    def _urls(self, worker: int, n_workers: int, skips: _Skips) -> Iterator[dict]:
+        for index in self._indices(worker, n_workers):
+            skips.opened(self.shards.urls[index])
+            yield {"url": self.shards.urls[index]}
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
-        skips = _Skips()
-        samples = wds.tarfile_samples(self._urls(worker, n_workers), handler=skips.handler)
+        skips = _Skips(patience=max(10, 2 * len(self.shards.urls)))
+        samples = wds.tarfile_samples(self._urls(worker, n_workers, skips), handler=skips.handler)
         if self.spec.shuffle_buffer > 1:
             rng = self._rng(worker, salt=2)
             samples = wds.filters.shuffle(self.spec.shuffle_buffer, initial=self.spec.shuffle_buffer // 2, rng=rng)(samples)
@@ -115,6 +133,7 @@ class DomainStream(IterableDataset):
             except (BadImage, KeyError):  # KeyError: a member with no .png image
                 skips.count += 1
                 continue
+            skips.decoded()
             keys.append(f"{sample['__url__']}#{sample['__key__']}")
             if len(images) == CHUNK:
                 yield _chunk(images, keys, skips.count - reported, self.pass_)

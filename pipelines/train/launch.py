@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from tqdm import tqdm
 
 import gan_core
 from cluster.local import connect
-from pipelines.config import RunConfig, flatten, to_dict
+from pipelines.config import ConfigError, RunConfig, flatten, to_dict
 from pipelines.data.loader import StreamSpec, readers
 from pipelines.data.manifest import DataError, read_dataset
 from pipelines.tracking import store
@@ -50,6 +51,21 @@ def check_data(cfg: RunConfig) -> None:
                 f"data.mode=exact needs at least {readers(spec)} shards ({cfg.train.workers} workers x "
                 f"{max(1, cfg.data.loader_workers)} loader processes) but {cfg.data.path} has {n_shards}; "
                 f"reshard with a smaller --shard-size or use data.mode=resampled")
+
+
+def worker_user_error(exc: BaseException) -> Exception | None:
+    """A data or config problem that a worker hit, as the one-line error the CLI prints.
+
+    Ray wraps worker exceptions; one raised in a DataLoader process is re-raised with the
+    original traceback in its message, whose last line is the original error."""
+    failures = getattr(exc, "worker_failures", None) or {}
+    for rank, error in sorted(failures.items()):
+        cause = getattr(error, "cause", None) or error
+        if isinstance(cause, (DataError, ConfigError)):
+            last = str(cause).strip().splitlines()[-1]
+            prefix = f"{type(cause).__module__}.{type(cause).__name__}: "
+            return type(cause)(f"worker {rank}: {last.removeprefix(prefix)}")
+    return None
 
 
 def resolved(cfg: RunConfig, workdir: Path | None = None) -> RunConfig:
@@ -122,6 +138,9 @@ def _trainer(cfg: RunConfig, loop_config: dict[str, Any]):
 
 def train(cfg: RunConfig, address: str | None = None, progress: bool = True) -> TrainOutcome:
     check_data(cfg)
+    if cfg.train.amp == "fp16" and not cfg.train.use_gpu:
+        warnings.warn("train.amp=fp16 on CPU is emulated and many times slower; use train.amp=bf16 on CPU",
+                      stacklevel=2)
     cfg = resolved(cfg)
     tree = to_dict(cfg)
     tags = {"gan": cfg.gan, "data": cfg.data.path, "workers": str(cfg.train.workers),
@@ -136,7 +155,11 @@ def train(cfg: RunConfig, address: str | None = None, progress: bool = True) -> 
         bar = Progress(queue, cfg.train.steps, progress)
         result = _trainer(cfg, {"config": tree, "run_id": run_id, "progress": queue}).fit()
     except BaseException as exc:
-        end_run(cfg.tracking, run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", str(exc))
+        user_error = worker_user_error(exc)
+        end_run(cfg.tracking, run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED",
+                str(user_error or exc))
+        if user_error is not None:
+            raise user_error from exc
         if isinstance(exc, Exception) and type(exc).__module__.startswith("ray"):
             raise TrainingFailed(f"training run {run_id} failed: {exc}") from exc
         raise
