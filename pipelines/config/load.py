@@ -97,17 +97,20 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
     raise ConfigError(f"{key} must be of type {name}, got {value!r}")
 
 
+def _reject_unknown(keys: Iterable[str], valid: list[str], what: str, prefix: str = "") -> None:
+    for key in keys:
+        if key not in valid:
+            hint = difflib.get_close_matches(key, valid, n=1)
+            also = f" (did you mean {prefix}{hint[0]}?)" if hint else ""
+            raise ConfigError(f"unknown config {what} {prefix}{key}{also}; valid: {', '.join(valid)}")
+
+
 def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
     """Instantiate ``cls`` from a nested dict, recursing into dataclass-typed fields."""
     if not isinstance(values, dict):
         raise ConfigError(f"{prefix.rstrip('.')} must be a section (mapping), got {values!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in values:
-        if key not in names:
-            hint = difflib.get_close_matches(key, names, n=1)
-            also = f" (did you mean {prefix}{hint[0]}?)" if hint else ""
-            raise ConfigError(f"unknown config key {prefix}{key}{also}; valid keys: {', '.join(names)}")
+    _reject_unknown(values, [f.name for f in dataclasses.fields(cls)], "key", prefix)
     kwargs = {}
     for key, value in values.items():
         kind = hints[key]
@@ -133,11 +136,7 @@ def build(tree: dict[str, Any]) -> RunConfig:
         raise ConfigError(exc.args[0]) from exc
     hints = typing.get_type_hints(RunConfig)
     sections = [f.name for f in dataclasses.fields(RunConfig) if f.name != "gan"]
-    for key in tree:
-        if key not in sections:
-            hint = difflib.get_close_matches(key, sections, n=1)
-            also = f" (did you mean {hint[0]}?)" if hint else ""
-            raise ConfigError(f"unknown config section {key}{also}; sections: {', '.join(sections)}")
+    _reject_unknown(tree, sections, "section")
     built = {}
     for name in sections:
         kind = gan_cls.Config if name == "model" else hints[name]
