@@ -67,3 +67,40 @@ def test_swd_ranks_real_below_blurred_below_noise(digit_shards):
     swd = {name: sliced_wasserstein_distance(real_a, other)["swd"]
            for name, other in [("real", real_b), ("blurred", blurred), ("noise", noise)]}
     assert swd["real"] < swd["blurred"] < swd["noise"], swd
+
+
+def _digit_images(digit_shards, n=600):
+    ds = read_dataset(digit_shards)
+    batch = next(iter(RankBatches(ds.domain("image"), StreamSpec(mode="exact", loader_workers=0),
+                                  ds.resolution, ds.channels, n).epoch(0)))
+    return batch["image"].float() / 127.5 - 1
+
+
+def test_without_weights_the_suite_reports_weights_free_metrics_under_their_own_names(digit_shards, monkeypatch):
+    import gan_core.metrics.suite as suite_module
+    from gan_core.metrics.inception import WEIGHTS_ENV
+
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(suite_module, "_warned", False)
+    with pytest.warns(UserWarning, match="no FID Inception weights"):
+        suite = suite_module.make_suite()
+    images = _digit_images(digit_shards)
+    real, other = images[:300], images[300:]
+    noise = torch.rand_like(other) * 2 - 1
+    same = suite.compare(suite.features(real), suite.features(other), real, other)
+    far = suite.compare(suite.features(real), suite.features(noise), real, noise)
+    assert set(same) == {"swd", "kid_pixels", "kid_pixels_std"}  # no fid_* without Inception
+    assert same["kid_pixels"] < far["kid_pixels"] and same["swd"] < far["swd"]
+
+
+def test_with_weights_the_suite_reports_fid_and_kid_on_inception(tmp_path):
+    from gan_core.metrics.inception import FIDInceptionV3
+    from gan_core.metrics.suite import make_suite
+
+    torch.manual_seed(0)
+    torch.save(FIDInceptionV3().state_dict(), tmp_path / "w.pth")
+    suite = make_suite(str(tmp_path / "w.pth"))
+    images = torch.rand(8, 1, 16, 16) * 2 - 1
+    result = suite.compare(suite.features(images), suite.features(images), images, images)
+    assert {"fid_inception", "kid_inception", "swd"} <= set(result)
+    assert abs(result["fid_inception"]) < 1e-3  # a set against itself
