@@ -23,6 +23,10 @@ def connect(address: str | None = None, num_cpus: int | None = None, verbose: bo
         return
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
+    if not verbose:
+        # Ray 2.60 enables token authentication for new local clusters and announces it on
+        # every start. Authentication stays on; only the notice is silenced.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs = {} if address else {"num_cpus": num_cpus, "include_dashboard": True, "dashboard_host": "127.0.0.1"}
     ray.init(

@@ -25,6 +25,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="dotted override, e.g. --set optim.lr_d=4e-4 (repeatable)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show Ray's logs and the workers' output")
     p.set_defaults(func=run)
 
 
@@ -37,7 +38,7 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> None:
     # Flags first, so an explicit --set wins over them.
     cfg = load(args.gan, args.config, _flag_overrides(args) + args.overrides)
-    outcome = train(cfg, address=args.address, progress=not args.no_progress)
+    outcome = train(cfg, address=args.address, progress=not args.no_progress, verbose=args.verbose)
     shown = {k: round(v, 4) for k, v in outcome.metrics.items() if k.startswith(("loss/", "perf/images"))}
     print(f"finished: MLflow run {outcome.run_id} {shown}")
     print(f"browse it: {ui_hint(outcome.tracking)}")

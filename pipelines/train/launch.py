@@ -136,7 +136,7 @@ def _trainer(cfg: RunConfig, loop_config: dict[str, Any]):
     )
 
 
-def train(cfg: RunConfig, address: str | None = None, progress: bool = True) -> TrainOutcome:
+def train(cfg: RunConfig, address: str | None = None, progress: bool = True, verbose: bool = False) -> TrainOutcome:
     check_data(cfg)
     if cfg.train.amp == "fp16" and not cfg.train.use_gpu:
         warnings.warn("train.amp=fp16 on CPU is emulated and many times slower; use train.amp=bf16 on CPU",
@@ -148,7 +148,7 @@ def train(cfg: RunConfig, address: str | None = None, progress: bool = True) -> 
     run_id = start_run(cfg.tracking, cfg.gan, flatten(tree), tags)
     bar = None
     try:
-        connect(address)
+        connect(address, verbose=verbose)
         from ray.util.queue import Queue
 
         queue = Queue(maxsize=1000, actor_options={"num_cpus": 0})  # must not take a worker's CPU
