@@ -143,8 +143,9 @@ def train(cfg: RunConfig, address: str | None = None, progress: bool = True, ver
                       stacklevel=2)
     cfg = resolved(cfg)
     tree = to_dict(cfg)
+    commit = git_commit()
     tags = {"gan": cfg.gan, "data": cfg.data.path, "workers": str(cfg.train.workers),
-            "git_commit": git_commit(), "mlflow.source.git.commit": git_commit()}
+            "git_commit": commit, "mlflow.source.git.commit": commit}
     run_id = start_run(cfg.tracking, cfg.gan, flatten(tree), tags)
     bar = None
     try:
