@@ -113,3 +113,15 @@ def test_shards_without_a_single_image_fail_instead_of_hanging(digit_shards, tmp
         shard.write_bytes(bytes(range(256)) * 12)
     with pytest.raises(DataError, match="no decodable"):
         _epoch(garbage, 0, 1, mode=mode, workers=0, batch=8)
+
+
+def test_few_tiny_shards_and_a_large_shuffle_buffer_are_not_mistaken_for_garbage(tmp_path):
+    """Filling a 1000-sample buffer from 1-image shards opens hundreds of shards before the
+    first decode; that must not trip the reader's no-decodable-image guard."""
+    write_digits(tmp_path / "images", size=16, limit=5)
+    write_shards({"image": tmp_path / "images"}, tmp_path / "shards",
+                 ShardOptions(size=16, channels="L", shard_size=1, progress=False))
+    ds = read_dataset(tmp_path / "shards")
+    spec = StreamSpec(mode="resampled", loader_workers=0, shuffle_buffer=1000)
+    batches = list(RankBatches(ds.domain("image"), spec, 16, 1, 4, epoch_batches=3).epoch(0))
+    assert len(batches) == 3 and sum(b["skipped"] for b in batches) == 0

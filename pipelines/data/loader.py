@@ -116,10 +116,17 @@ class DomainStream(IterableDataset):
             skips.opened(self.shards.urls[index])
             yield {"url": self.shards.urls[index]}
 
+    def _patience(self) -> int:
+        """Shards a reader may open without decoding an image before it gives up: twice the
+        shard list, plus what filling the shuffle buffer takes, since no sample reaches the
+        decoder until the buffer is half full."""
+        fill = math.ceil(self.spec.shuffle_buffer / max(1, min(self.shards.counts)))
+        return max(10, 2 * len(self.shards.urls)) + fill
+
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
-        skips = _Skips(patience=max(10, 2 * len(self.shards.urls)))
+        skips = _Skips(patience=self._patience())
         samples = wds.tarfile_samples(self._urls(worker, n_workers, skips), handler=skips.handler)
         if self.spec.shuffle_buffer > 1:
             rng = self._rng(worker, salt=2)
