@@ -8,6 +8,8 @@ A GAN declares *what* to train; the loop in ``pipelines.train`` decides *how*:
 * ``phases`` lists the update phases in order. Each trains one group, every ``every`` steps.
   A ``lazy`` phase is a regulariser run less often (StyleGAN2's lazy R1): the loop rescales
   that group's learning rate and betas by k/(k+1) so the effective optimisation matches.
+  A GAN whose phases depend on its config (an optional regulariser, a D interval) sets
+  ``self.phases`` in ``__init__``; the class attribute is the default ``ganforge gans`` shows.
 * ``compute(phase, nets, batch, step)`` returns the phase's loss and logs. It never calls
   backward or touches optimizers: the loop owns requires_grad, DDP sync, AMP, EMA and steps.
 
@@ -36,8 +38,13 @@ class Phase:
     trains: str
     every: int = 1
     lazy: bool = False
+    # Skip the steps that are multiples of this (0: never). DiscoGAN's official code trains
+    # D on every 3rd step and G on the other two: Phase("D", every=3), Phase("G", skip_every=3).
+    skip_every: int = 0
 
     def active(self, step: int) -> bool:
+        if self.skip_every and step % self.skip_every == 0:
+            return False
         return step % self.every == 0
 
 
@@ -80,8 +87,9 @@ class GAN(abc.ABC):
         """Loss of one phase on one batch; may run any net forward, backward is the loop's."""
 
     @abc.abstractmethod
-    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """A fixed input batch for sample grids (latents, or real images for translation)."""
+    def fixed_inputs(self, n: int, generator: torch.Generator, reals: Batch) -> dict[str, torch.Tensor]:
+        """A fixed input batch for sample grids: latents drawn from ``generator``, or for
+        translation some of ``reals`` (the first images of each domain, in [-1, 1])."""
 
     @abc.abstractmethod
     def sample_grid(self, nets: Nets, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -98,15 +106,19 @@ class GAN(abc.ABC):
     @classmethod
     def validate(cls) -> None:
         """Catch declaration mistakes of a new GAN at registration time, not mid-run."""
-        if not cls.phases:
-            raise TypeError(f"GAN {cls.name!r} declares no phases")
-        for phase in cls.phases:
-            if phase.trains not in cls.groups:
-                raise TypeError(
-                    f"GAN {cls.name!r}: phase {phase.name!r} trains unknown group {phase.trains!r}"
-                )
-            if phase.every < 1:
-                raise TypeError(f"GAN {cls.name!r}: phase {phase.name!r} has every < 1")
+        check_phases(cls.name, cls.phases, cls.groups)
         owned = [n for nets in cls.groups.values() for n in nets]
         if len(owned) != len(set(owned)):
             raise TypeError(f"GAN {cls.name!r}: a net belongs to two optimizer groups")
+
+
+def check_phases(name: str, phases: tuple[Phase, ...], groups: Mapping[str, tuple[str, ...]]) -> None:
+    """Phases must exist, train declared groups and run at a positive interval; the engine
+    calls this again on an instance's config-dependent phases."""
+    if not phases:
+        raise TypeError(f"GAN {name!r} declares no phases")
+    for phase in phases:
+        if phase.trains not in groups:
+            raise TypeError(f"GAN {name!r}: phase {phase.name!r} trains unknown group {phase.trains!r}")
+        if phase.every < 1 or phase.skip_every < 0:
+            raise TypeError(f"GAN {name!r}: phase {phase.name!r} has every < 1 or skip_every < 0")

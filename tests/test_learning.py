@@ -7,6 +7,7 @@ import torch
 import gan_core
 from gan_core.metrics import sliced_wasserstein_distance
 from pipelines.config import load, to_dict
+from pipelines.data.batches import Batches
 from pipelines.data.loader import RankBatches, StreamSpec
 from pipelines.data.manifest import read_dataset
 from pipelines.train import loop
@@ -16,7 +17,7 @@ STEPS = 400
 
 
 def _swd_to_data(engine, real):
-    z = engine.gan.fixed_inputs(len(real), torch.Generator().manual_seed(99))["z"]
+    z = engine.gan.fixed_inputs(len(real), torch.Generator().manual_seed(99), {})["z"]
     g = engine.raw["G"].eval()
     with torch.no_grad():
         fake = g(z)
@@ -32,8 +33,7 @@ def test_lsgan_learns_the_digit_distribution(digit_shards):
                                    "train.log_every=100", "train.sample_every=100000", "train.checkpoint_every=100000"])
     engine = Engine(gan_core.get("lsgan")(cfg.model, ds.resolution, ds.channels), cfg.optim, cfg.train,
                     torch.device("cpu"), cfg.data.batch_size)
-    data = RankBatches(ds.domain("image"), StreamSpec(mode="resampled", loader_workers=0),
-                       ds.resolution, ds.channels, cfg.data.batch_size)
+    data = Batches(ds, {"image": "image"}, StreamSpec(mode="resampled", loader_workers=0), cfg.data.batch_size)
     real = torch.cat([b["image"] for b in RankBatches(ds.domain("image"), StreamSpec(mode="exact", loader_workers=0),
                                                       ds.resolution, ds.channels, 500).epoch(0)][:1])
     real = real.float() / 127.5 - 1

@@ -74,7 +74,8 @@ class LSGAN(GAN):
             return PhaseResult(loss, {"loss/G": loss.detach()})
         raise KeyError(f"lsgan has no phase {phase!r}")
 
-    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def fixed_inputs(self, n: int, generator: torch.Generator, reals: Batch) -> dict[str, torch.Tensor]:
+        del reals
         return {"z": torch.randn(n, self.cfg.latent_dim, generator=generator)}
 
     @torch.no_grad()

@@ -30,6 +30,9 @@ class OptimConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     weight_decay: float = 0.0
+    # Fraction of train.steps after which both learning rates fall linearly to 0 at the last
+    # step; 1.0 keeps them constant. CycleGAN's 100 constant + 100 decaying epochs is 0.5.
+    lr_decay_from: float = 1.0
 
     def __post_init__(self) -> None:
         for key in ("lr_g", "lr_d"):
@@ -37,11 +40,13 @@ class OptimConfig:
         for key in ("beta1", "beta2"):
             _require(0 <= getattr(self, key) < 1, f"optim.{key} must be in [0, 1), got {getattr(self, key)}")
         _require(self.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        _require(0 <= self.lr_decay_from <= 1, f"optim.lr_decay_from must be in [0, 1], got {self.lr_decay_from}")
 
 
 @dataclass
 class DataConfig:
     path: str = ""  # a shard folder written by `ganforge data shard`
+    domain: str = ""  # one-domain GANs on two-domain shards: which domain to learn (A or B)
     mode: str = "resampled"  # resampled: fixed-length epochs for step-based training; exact: each sample once
     batch_size: int = 64  # per worker
     loader_workers: int = 1  # DataLoader processes per Ray worker
@@ -65,6 +70,9 @@ class TrainConfig:
     threads_per_worker: int = 1  # torch intra-op threads per worker: workers x threads <= cores
     amp: str = "off"  # off | bf16 | fp16 (fp16 adds a gradient scaler)
     ema_half_life_kimg: float = 0.0  # EMA of the ema_nets, half-life in thousands of images; 0 = off
+    # StyleGAN2-ADA's ramp-up: the half-life is at most this fraction of the images seen so
+    # far, so early EMA weights are not dominated by the random init; 0 = no ramp-up.
+    ema_rampup: float = 0.0
     seed: int = 0
     log_every: int = 10  # steps between metric logs
     sample_every: int = 200  # steps between sample grids
@@ -80,6 +88,7 @@ class TrainConfig:
             _require(getattr(self, key) >= 1, f"train.{key} must be >= 1, got {getattr(self, key)}")
         _require(self.amp in AMP_MODES, f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
         _require(self.ema_half_life_kimg >= 0, "train.ema_half_life_kimg must be >= 0")
+        _require(self.ema_rampup >= 0, "train.ema_rampup must be >= 0")
         _require(self.max_failures >= 0, "train.max_failures must be >= 0")
 
 

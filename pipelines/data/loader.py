@@ -239,12 +239,32 @@ class RankBatches:
             yield from islice(rebatch(chunks, self.batch_size), n)
 
 
+def first_images(shards: DomainShards, n: int, resolution: int, channels: int) -> torch.Tensor:
+    """The first ``n`` decodable images of a domain, in shard order: the same on every call,
+    so sample grids of translation GANs show the same inputs all run long."""
+    images: list[np.ndarray] = []
+    for sample in wds.tarfile_samples(({"url": u} for u in shards.urls), handler=wds.ignore_and_continue):
+        try:
+            images.append(decode_png(sample["png"], resolution, channels))
+        except (BadImage, KeyError):
+            continue
+        if len(images) == n:
+            break
+    if not images:
+        raise DataError(f"domain {shards.name!r} holds no decodable image")
+    return torch.from_numpy(np.stack(images))
+
+
 def to_model_batch(batch: dict, device: torch.device, hflip: bool, generator: torch.Generator | None = None) -> dict:
-    """uint8 (N, C, H, W) -> float in [-1, 1] on ``device``, optionally with random h-flips.
+    """uint8 (N, C, H, W) images per domain -> float in [-1, 1] on ``device``, optionally
+    with random h-flips (drawn independently per domain: the domains are unpaired).
 
     Done after the host->device copy so the copy moves 4x fewer bytes."""
-    image = batch["image"].to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
-    if hflip:
-        flip = torch.rand(image.shape[0], generator=generator) < 0.5
-        image = torch.where(flip.to(device)[:, None, None, None], image.flip(-1), image)
-    return {"image": image}
+    out = {}
+    for key, images in batch["images"].items():
+        image = images.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+        if hflip:
+            flip = torch.rand(image.shape[0], generator=generator) < 0.5
+            image = torch.where(flip.to(device)[:, None, None, None], image.flip(-1), image)
+        out[key] = image
+    return out

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from gan_core.interface import GAN, Phase
+from gan_core.interface import GAN, Phase, check_phases
 from pipelines.config.schema import OptimConfig, TrainConfig
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -44,16 +44,26 @@ def _group_lr(group: str, optim: OptimConfig) -> float:
     return optim.lr_g if group == "G" else optim.lr_d
 
 
+def lr_factor(step: int, steps: int, decay_from: float) -> float:
+    """Constant, then linear decay to 0 at the last step (CycleGAN's schedule)."""
+    start = decay_from * steps
+    if step < start or steps <= start:
+        return 1.0
+    return max(0.0, 1.0 - (step - start) / (steps - start))
+
+
 class Engine:
     def __init__(self, gan: GAN, optim: OptimConfig, train: TrainConfig, device: torch.device, batch_size: int):
-        self.gan, self.device, self.train_cfg = gan, device, train
+        self.gan, self.device, self.train_cfg, self.optim_cfg = gan, device, train, optim
+        check_phases(gan.name, gan.phases, gan.groups)
         self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         self.step = 0
         self.raw: dict[str, nn.Module] = {k: v.to(device) for k, v in gan.build_nets().items()}
         self.nets: dict[str, nn.Module] = {k: self._wrap(v) for k, v in self.raw.items()}
         self.amp_dtype = AMP_DTYPES.get(train.amp)
         self.groups = {g: self._make_optim(g, nets, optim) for g, nets in gan.groups.items()}
-        self.ema = self._make_ema(batch_size)
+        self.batch_size = batch_size
+        self.ema = self._make_ema()
 
     # --- construction -------------------------------------------------------------------
     def _wrap(self, net: nn.Module) -> nn.Module:
@@ -68,17 +78,17 @@ class Engine:
     def _make_optim(self, group: str, names: tuple[str, ...], optim: OptimConfig) -> GroupOptim:
         c = lazy_ratio(self.gan.phases, group)
         params = [p for n in names for p in self.raw[n].parameters()]
-        optimizer = torch.optim.Adam(params, lr=_group_lr(group, optim) * c,
+        # "base_lr" is the configured rate; the schedule and the lazy ratio scale it each step.
+        optimizer = torch.optim.Adam([{"params": params, "base_lr": _group_lr(group, optim)}],
+                                     lr=_group_lr(group, optim) * c,
                                      betas=(optim.beta1 ** c, optim.beta2 ** c),
                                      weight_decay=optim.weight_decay)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.train_cfg.amp == "fp16")
         return GroupOptim(optimizer, scaler, names)
 
-    def _make_ema(self, batch_size: int) -> dict[str, nn.Module]:
-        half_life = self.train_cfg.ema_half_life_kimg
-        if half_life <= 0:
+    def _make_ema(self) -> dict[str, nn.Module]:
+        if self.train_cfg.ema_half_life_kimg <= 0:
             return {}
-        self.ema_beta = 0.5 ** (batch_size * self.world / (half_life * 1000.0))
         ema = {}
         for name in self.gan.ema_nets:
             ema[name] = copy.deepcopy(self.raw[name]).eval().requires_grad_(False)
@@ -106,8 +116,23 @@ class Engine:
         group.scaler.update()
         return result.logs
 
+    def _apply_lr_schedule(self) -> None:
+        factor = lr_factor(self.step, self.train_cfg.steps, self.optim_cfg.lr_decay_from)
+        for name, group in self.groups.items():
+            c = lazy_ratio(self.gan.phases, name)
+            for param_group in group.optimizer.param_groups:
+                param_group["lr"] = param_group["base_lr"] * c * factor
+
+    def set_learning_rates(self, lr_g: float, lr_d: float) -> None:
+        """New configured rates (PBT's perturbation); the schedule applies on top."""
+        for name, group in self.groups.items():
+            for param_group in group.optimizer.param_groups:
+                param_group["base_lr"] = lr_g if name == "G" else lr_d
+        self._apply_lr_schedule()
+
     def train_step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run every phase due at this step; returns detached tensors to log (no host sync)."""
+        self._apply_lr_schedule()
         logs: dict[str, torch.Tensor] = {}
         for phase in self.gan.phases:
             if phase.active(self.step):
@@ -116,11 +141,20 @@ class Engine:
         self.step += 1
         return logs
 
+    def ema_beta(self) -> float:
+        """Per-step decay for the configured half-life (in images across all ranks)."""
+        batch = self.batch_size * self.world
+        half_life = self.train_cfg.ema_half_life_kimg * 1000.0
+        if self.train_cfg.ema_rampup > 0:
+            half_life = min(half_life, (self.step + 1) * batch * self.train_cfg.ema_rampup)
+        return 0.5 ** (batch / max(half_life, 1e-8))
+
     @torch.no_grad()
     def _update_ema(self) -> None:
+        beta = self.ema_beta() if self.ema else 0.0
         for name, ema in self.ema.items():
             for p_ema, p in zip(ema.parameters(), self.raw[name].parameters()):
-                p_ema.lerp_(p.detach(), 1.0 - self.ema_beta)
+                p_ema.lerp_(p.detach(), 1.0 - beta)
             for b_ema, b in zip(ema.buffers(), self.raw[name].buffers()):
                 b_ema.copy_(b)
 
@@ -167,7 +201,7 @@ class Engine:
             if name in self.ema:
                 self.ema[name].load_state_dict(sd)
         for group, sd in state["optim"].items():
-            self.groups[group].optimizer.load_state_dict(sd)
+            self.groups[group].optimizer.load_state_dict(sd)  # restores base_lr too
         for group, sd in state["scaler"].items():
             if sd:
                 self.groups[group].scaler.load_state_dict(sd)

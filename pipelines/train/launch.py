@@ -17,6 +17,7 @@ from tqdm import tqdm
 import gan_core
 from cluster.local import connect
 from pipelines.config import ConfigError, RunConfig, flatten, to_dict
+from pipelines.data.batches import resolve_domains
 from pipelines.data.loader import StreamSpec, readers
 from pipelines.data.manifest import DataError, read_dataset
 from pipelines.tracking import store
@@ -40,12 +41,10 @@ def check_data(cfg: RunConfig) -> None:
     if not cfg.data.path:
         raise DataError("no data given: pass --data SHARD_FOLDER (see `ganforge data shard`)")
     dataset = read_dataset(cfg.data.path)
-    gan_cls = gan_core.get(cfg.gan)
-    for domain in gan_cls.domains:
-        dataset.domain(domain)
+    domains = resolve_domains(dataset, cfg.gan, gan_core.get(cfg.gan).domains, cfg.data.domain)
     spec = StreamSpec(world=cfg.train.workers, mode=cfg.data.mode, loader_workers=cfg.data.loader_workers)
     if cfg.data.mode == "exact":
-        n_shards = min(len(dataset.domain(d).urls) for d in gan_cls.domains)
+        n_shards = min(len(dataset.domain(d).urls) for d in domains.values())
         if n_shards < readers(spec):
             raise DataError(
                 f"data.mode=exact needs at least {readers(spec)} shards ({cfg.train.workers} workers x "

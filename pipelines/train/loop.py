@@ -12,7 +12,8 @@ from typing import Any, Protocol
 import torch
 
 from pipelines.config.schema import RunConfig
-from pipelines.data.loader import RankBatches, to_model_batch
+from pipelines.data.batches import Batches
+from pipelines.data.loader import to_model_batch
 from pipelines.train.engine import Engine
 
 
@@ -76,12 +77,18 @@ def checkpoint_state(engine: Engine, epoch: int, cfg_tree: dict[str, Any]) -> di
     return {"engine": engine.state_dict(), "epoch": epoch, "config": cfg_tree}
 
 
-def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: RankBatches, hooks: Hooks,
+def fixed_inputs(engine: Engine, data: Batches, n: int, seed: int) -> dict[str, torch.Tensor]:
+    """Sample-grid inputs that stay the same all run long (and across a resume)."""
+    reals = to_model_batch({"images": data.preview(n)}, torch.device("cpu"), hflip=False)
+    return engine.gan.fixed_inputs(n, torch.Generator().manual_seed(seed), reals)
+
+
+def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: Batches, hooks: Hooks,
         rank: int = 0, start_epoch: int = 0) -> dict[str, float]:
     """Train until ``cfg.train.steps``; returns the last logged metrics."""
     train = cfg.train
     seed_rank(train.seed, rank, engine.step)
-    fixed = engine.gan.fixed_inputs(train.sample_count, torch.Generator().manual_seed(train.seed))
+    fixed = fixed_inputs(engine, data, train.sample_count, train.seed) if hooks.chief else {}
     meter, last = Meter(), {}
     skipped = padded = 0
     epoch = start_epoch

@@ -15,7 +15,8 @@ import torch
 
 import gan_core
 from pipelines.config import build
-from pipelines.data.loader import RankBatches, StreamSpec
+from pipelines.data.batches import Batches, resolve_domains
+from pipelines.data.loader import StreamSpec
 from pipelines.data.manifest import read_dataset
 from pipelines.tracking.images import grid_image
 from pipelines.tracking.runs import RunLogger
@@ -87,8 +88,9 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
 
     spec = StreamSpec(rank=rank, world=world, mode=cfg.data.mode, seed=cfg.train.seed,
                       shuffle_buffer=cfg.data.shuffle_buffer, loader_workers=cfg.data.loader_workers)
-    data = RankBatches(dataset.domain("image"), spec, dataset.resolution, dataset.channels,
-                       cfg.data.batch_size, cfg.data.epoch_batches, pin_memory=device.type == "cuda")
+    domains = resolve_domains(dataset, cfg.gan, gan.domains, cfg.data.domain)
+    data = Batches(dataset, domains, spec, cfg.data.batch_size, cfg.data.epoch_batches,
+                   pin_memory=device.type == "cuda")
     logger = RunLogger(cfg.tracking.uri, loop_config["run_id"]) if rank == 0 else None
     if logger is not None:  # what the job really ran on, as opposed to what was asked for
         logger.tags({"ganforge.world_size": str(world), "ganforge.device": str(device),
