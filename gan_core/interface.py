@@ -95,6 +95,16 @@ class GAN(abc.ABC):
     def sample_grid(self, nets: Nets, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Images in [-1, 1] laid out as (rows, cols, C, H, W) for the tracker's grid."""
 
+    # What users run on a trained GAN: ``ganforge sample`` (unconditional GANs) and
+    # ``ganforge translate`` (two-domain GANs). ``nets`` are the sampling nets (EMA copies).
+    def generate(self, nets: Nets, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` images in [-1, 1] from latents drawn (on the CPU) from ``generator``."""
+        raise NotImplementedError(f"{self.name} translates between domains; it does not sample from noise")
+
+    def translate(self, nets: Nets, images: torch.Tensor, direction: str) -> torch.Tensor:
+        """Images of one domain in [-1, 1] translated to the other; ``direction`` is AtoB or BtoA."""
+        raise NotImplementedError(f"{self.name} generates from noise; it does not translate images")
+
     # GANs with state beyond their nets (an image pool, a schedule) override these two so
     # that checkpoints hold everything needed to resume exactly.
     def state_dict(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""LSGAN: shapes at every resolution, the a-b-c losses, and phases that train only their nets."""
+"""LSGAN: DCGAN shapes at every resolution, the reference widths, and the a-b-c losses."""
 
 import pytest
 import torch
@@ -43,26 +43,6 @@ def _engine(overrides=()):
     cfg = load("lsgan", overrides=["model.ngf=8", "model.ndf=8", "model.latent_dim=16", *overrides])
     gan = gan_core.get("lsgan")(cfg.model, 16, 1)
     return Engine(gan, cfg.optim, cfg.train, torch.device("cpu"), batch_size=8), cfg
-
-
-def _snapshot(module):
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def _changed(before, module):
-    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
-
-
-@pytest.mark.parametrize("phase, trained, frozen", [("D", "D", "G"), ("G", "G", "D")])
-def test_a_phase_changes_only_the_nets_it_trains(phase, trained, frozen):
-    torch.manual_seed(0)
-    engine, _ = _engine()
-    batch = {"image": torch.rand(8, 1, 16, 16) * 2 - 1}
-    before = {name: _snapshot(net) for name, net in engine.raw.items()}
-    logs = engine._run_phase(next(p for p in engine.gan.phases if p.name == phase), batch)
-    assert _changed(before[trained], engine.raw[trained])
-    assert not _changed(before[frozen], engine.raw[frozen])
-    assert all(torch.isfinite(v) for v in logs.values())
 
 
 def test_lr_g_and_lr_d_reach_their_own_optimizers():

@@ -79,6 +79,12 @@ class LSGAN(GAN):
         return {"z": torch.randn(n, self.cfg.latent_dim, generator=generator)}
 
     @torch.no_grad()
+    def generate(self, nets: Nets, n: int, generator: torch.Generator) -> torch.Tensor:
+        g = nets["G"]
+        z = torch.randn(n, self.cfg.latent_dim, generator=generator)
+        return g(z.to(next(g.parameters()).device))
+
+    @torch.no_grad()
     def sample_grid(self, nets: Nets, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         images = nets["G"](inputs["z"])
         cols = math.ceil(math.sqrt(images.shape[0]))

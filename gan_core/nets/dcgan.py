@@ -23,7 +23,7 @@ def check_resolution(resolution: int, minimum: int = 8) -> int:
     return int(math.log2(resolution)) - 2
 
 
-def _widths(base: int, n_doublings: int) -> list[int]:
+def stage_widths(base: int, n_doublings: int) -> list[int]:
     """Channel widths from the 4x4 end outwards: base * 2^(n-1), ..., base * 2, base."""
     return [base * min(2 ** i, MAX_WIDTH_MULT) for i in reversed(range(n_doublings))]
 
@@ -31,7 +31,7 @@ def _widths(base: int, n_doublings: int) -> list[int]:
 class DCGANGenerator(nn.Module):
     def __init__(self, latent_dim: int, channels: int, resolution: int, ngf: int = 64):
         super().__init__()
-        widths = _widths(ngf, check_resolution(resolution))
+        widths = stage_widths(ngf, check_resolution(resolution))
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
             nn.BatchNorm2d(widths[0]),
@@ -56,7 +56,7 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, channels: int, resolution: int, ndf: int = 64):
         super().__init__()
-        widths = list(reversed(_widths(ndf, check_resolution(resolution))))
+        widths = list(reversed(stage_widths(ndf, check_resolution(resolution))))
         layers: list[nn.Module] = [
             nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False),
             nn.LeakyReLU(0.2, inplace=True),
