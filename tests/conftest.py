@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from pipelines.data.demo import write_digits
+from pipelines.data.demo import photo_crops, write_digit_domains, write_digits
 from pipelines.data.shard import ShardOptions, write_shards
 
 os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
@@ -25,6 +27,38 @@ def digit_shards(digits_dir, tmp_path_factory):
     """1,797 real 16x16 grayscale digits in 9 shards of up to 200."""
     out = tmp_path_factory.mktemp("shards") / "digits"
     write_shards({"image": digits_dir}, out, ShardOptions(size=16, channels="L", shard_size=200, progress=False))
+    return out
+
+
+def invert(images: np.ndarray) -> np.ndarray:
+    return 255 - images
+
+
+@pytest.fixture(scope="session")
+def inverted_photo_shards(tmp_path_factory):
+    """Unpaired two-domain shards with a known mapping: A holds 16x16 crops of real photos,
+    B colour-inverted crops of other places (so no B image is an A image's inverse)."""
+    root = tmp_path_factory.mktemp("inverted")
+    for domain, seed in (("A", 1), ("B", 2)):
+        crops = photo_crops(400, 16, seed)
+        crops = invert(crops) if domain == "B" else crops
+        (root / domain).mkdir()
+        for i, crop in enumerate(crops):
+            Image.fromarray(crop).save(root / domain / f"{i:04d}.png")
+    out = root / "shards"
+    write_shards({"A": root / "A", "B": root / "B"}, out,
+                 ShardOptions(size=16, channels="RGB", shard_size=100, progress=False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def digit_domain_shards(tmp_path_factory):
+    """The two-domain demo data (digits | MNIST-M-style digits) at 32 px: 899 A, 898 B images."""
+    root = tmp_path_factory.mktemp("digit-domains")
+    write_digit_domains(root / "images", size=32)
+    out = root / "shards"
+    write_shards({"A": root / "images" / "A", "B": root / "images" / "B"}, out,
+                 ShardOptions(size=32, channels="RGB", shard_size=200, progress=False))
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipelines.data.demo import DEMO_SIZE, write_digits
+from pipelines.data.demo import DEMO_SIZE, write_digit_domains, write_digits
 from pipelines.data.manifest import DataError
 from pipelines.data.shard import ShardOptions, write_shards
 
@@ -29,6 +29,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     demo = data.add_parser("demo", help="write the demo images (scikit-learn's handwritten digits) as PNGs")
     demo.add_argument("--out", type=Path, required=True)
     demo.add_argument("--size", type=int, default=DEMO_SIZE)
+    demo.add_argument("--two-domain", action="store_true",
+                      help="unpaired domains for translation GANs: OUT/A digits, OUT/B MNIST-M-style digits")
     demo.set_defaults(func=run_demo)
 
 
@@ -60,5 +62,9 @@ def run_shard(args: argparse.Namespace) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> None:
+    if args.two_domain:
+        counts = write_digit_domains(args.out, size=args.size)
+        print(f"wrote {counts['A']} digits to {args.out}/A and {counts['B']} MNIST-M-style digits to {args.out}/B")
+        return
     count = write_digits(args.out, size=args.size)
     print(f"wrote {count} digit images to {args.out}")

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 import gan_core
-from pipelines.cli import data_cmd, train_cmd, ui_cmd
+from pipelines.cli import data_cmd, generate_cmd, train_cmd, ui_cmd
 from pipelines.config import ConfigError
 from pipelines.data.manifest import DataError
 
@@ -21,6 +21,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_cmd.add(sub)
     train_cmd.add(sub)
+    generate_cmd.add(sub)
     ui_cmd.add(sub)
     sub.add_parser("gans", help="list the GANs in the registry").set_defaults(func=list_gans)
     return top

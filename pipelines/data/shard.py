@@ -12,8 +12,6 @@ import json
 import multiprocessing as mp
 import os
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -25,6 +23,7 @@ from tqdm import tqdm
 
 from pipelines.data.images import CHANNEL_MODES, IMAGE_EXTENSIONS, BadImage, prepare_image
 from pipelines.data.manifest import FORMAT, MANIFEST, DataError
+from pipelines.data.staging import staged_folder
 
 
 @dataclass(frozen=True)
@@ -110,27 +109,10 @@ def _write_domain(name: str, source: Path, out: Path, opts: ShardOptions) -> dic
             "skipped_count": len(skipped), "skipped": skipped}
 
 
-def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
-    if out.exists():
-        if not overwrite:
-            raise DataError(f"{out} already exists; pass --overwrite to replace it")
-        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(trash)
-        tmp.rename(out)
-        shutil.rmtree(trash)
-    else:
-        tmp.rename(out)
-
-
 def write_shards(sources: dict[str, Path], out: Path, opts: ShardOptions) -> dict:
     """Shard each domain's folder (``{"image": dir}`` or ``{"A": dir_a, "B": dir_b}``)."""
     opts.validate()
-    out = out.expanduser().resolve()
-    if out.exists() and not opts.overwrite:
-        raise DataError(f"{out} already exists; pass --overwrite to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with staged_folder(out, opts.overwrite) as tmp:
         domains = {name: _write_domain(name, Path(src), tmp, opts) for name, src in sources.items()}
         manifest = {
             "format": FORMAT,
@@ -145,8 +127,4 @@ def write_shards(sources: dict[str, Path], out: Path, opts: ShardOptions) -> dic
             "domains": domains,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        _publish(tmp, out, opts.overwrite)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return manifest

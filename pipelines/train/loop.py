@@ -74,7 +74,8 @@ def seed_rank(seed: int, rank: int, step: int) -> None:
 
 
 def checkpoint_state(engine: Engine, epoch: int, cfg_tree: dict[str, Any]) -> dict[str, Any]:
-    return {"engine": engine.state_dict(), "epoch": epoch, "config": cfg_tree}
+    image = {"resolution": engine.gan.resolution, "channels": engine.gan.channels}  # to rebuild the nets
+    return {"engine": engine.state_dict(), "epoch": epoch, "config": cfg_tree, "image": image}
 
 
 def fixed_inputs(engine: Engine, data: Batches, n: int, seed: int) -> dict[str, torch.Tensor]:

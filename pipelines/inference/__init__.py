@@ -1,0 +1,1 @@
+"""Using trained GANs: load the generator of a run or checkpoint, sample, translate."""
