@@ -8,7 +8,9 @@ import tarfile
 from collections import Counter
 
 import pytest
+import torch
 
+from pipelines.data.batches import Batches, resolve_domains
 from pipelines.data.demo import write_digits
 from pipelines.data.loader import RankBatches, StreamSpec
 from pipelines.data.manifest import DataError, read_dataset
@@ -125,3 +127,64 @@ def test_few_tiny_shards_and_a_large_shuffle_buffer_are_not_mistaken_for_garbage
     spec = StreamSpec(mode="resampled", loader_workers=0, shuffle_buffer=1000)
     batches = list(RankBatches(ds.domain("image"), spec, 16, 1, 4, epoch_batches=3).epoch(0))
     assert len(batches) == 3 and sum(b["skipped"] for b in batches) == 0
+
+
+def _domain_shards(root, counts, shard_size):
+    """Two-domain shards of real digits: A and B from disjoint digits, of the given sizes."""
+    write_digits(root / "digits", size=16, limit=sum(counts))
+    files = sorted((root / "digits").rglob("*.png"))
+    for name, chosen in (("A", files[:counts[0]]), ("B", files[counts[0]:])):
+        (root / name).mkdir()
+        for f in chosen:
+            shutil.copy(f, root / name / f.name)
+    write_shards({"A": root / "A", "B": root / "B"}, root / "shards",
+                 ShardOptions(size=16, channels="L", shard_size=shard_size, progress=False))
+    return read_dataset(root / "shards")
+
+
+def test_two_domain_epochs_follow_the_larger_domain_and_cycle_the_smaller(tmp_path):
+    ds = _domain_shards(tmp_path, (200, 60), shard_size=20)
+    assert (ds.domain("A").count, ds.domain("B").count) == (200, 60)
+    spec = StreamSpec(mode="exact", seed=1, shuffle_buffer=50, loader_workers=0)
+    batches = Batches(ds, {"A": "A", "B": "B"}, spec, batch_size=20)
+    epoch0 = list(batches.epoch(0))
+    assert len(epoch0) == 10  # 200 A images / 20: the larger domain sets the epoch
+    keys = {d: [k for b in epoch0 for k in b["keys"][d]] for d in "AB"}
+    assert len(set(keys["A"])) == 200  # every A image once
+    assert len(keys["B"]) == 200 and len(set(keys["B"])) == 60  # B cycles through all of its images
+    assert all(b["images"]["A"].shape == b["images"]["B"].shape == (20, 1, 16, 16) for b in epoch0)
+
+
+def test_domains_are_shuffled_independently(tmp_path):
+    ds = _domain_shards(tmp_path, (100, 100), shard_size=25)
+    spec = StreamSpec(mode="exact", seed=1, shuffle_buffer=100, loader_workers=0)
+    batches = Batches(ds, {"A": "A", "B": "B"}, spec, batch_size=10)
+    partners = [{a: b for batch in batches.epoch(e) for a, b in zip(batch["keys"]["A"], batch["keys"]["B"])}
+                for e in (0, 1)]
+    same = sum(partners[0][a] == partners[1][a] for a in partners[0])
+    assert same < 10, "A and B images came in the same pairs again: the domains are not unpaired"
+
+
+def test_domains_are_resolved_with_clear_errors(digit_shards, tmp_path):
+    two = _domain_shards(tmp_path, (20, 20), shard_size=10)
+    one = read_dataset(digit_shards)
+    assert resolve_domains(one, "lsgan", ("image",)) == {"image": "image"}
+    assert resolve_domains(two, "stylegan", ("image",), chosen="B") == {"image": "B"}
+    assert resolve_domains(two, "cyclegan", ("A", "B")) == {"A": "A", "B": "B"}
+    with pytest.raises(DataError, match="two-domain shards .* choose it with --set data.domain=A"):
+        resolve_domains(two, "lsgan", ("image",))
+    with pytest.raises(DataError, match="cyclegan needs domains A, B .* --domain-a DIR --domain-b DIR"):
+        resolve_domains(one, "cyclegan", ("A", "B"))
+    with pytest.raises(DataError, match="no domain 'C' .*A, B"):
+        resolve_domains(two, "lsgan", ("image",), chosen="C")
+    with pytest.raises(DataError, match="discogan uses domains A, B"):
+        resolve_domains(two, "discogan", ("A", "B"), chosen="A")
+
+
+def test_preview_gives_the_same_first_images_every_time(digit_domain_shards):
+    ds = read_dataset(digit_domain_shards)
+    batches = Batches(ds, {"A": "A", "B": "B"}, StreamSpec(mode="resampled", loader_workers=0), batch_size=8)
+    first, again = batches.preview(8), batches.preview(8)
+    assert first["A"].shape == (8, 3, 32, 32) and first["B"].shape == (8, 3, 32, 32)
+    assert all(torch.equal(first[d], again[d]) for d in "AB")
+    assert not torch.equal(first["A"], first["B"])

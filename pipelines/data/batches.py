@@ -9,7 +9,9 @@ cycles through its own epochs meanwhile.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import zlib
 from typing import Iterator
 
 import torch
@@ -38,14 +40,22 @@ def resolve_domains(dataset: Dataset, gan: str, needs: tuple[str, ...], chosen: 
     return {d: d for d in needs}
 
 
+def domain_spec(spec: StreamSpec, domain: str) -> StreamSpec:
+    """A seed of its own per domain: with a shared seed, two domains with as many shards
+    would be shuffled identically, and A_i would meet B_i in every epoch (paired, not unpaired).
+    crc32, not hash(): str hashes differ between processes."""
+    return dataclasses.replace(spec, seed=spec.seed * 1_000_003 + zlib.crc32(domain.encode()))
+
+
 class Batches:
-    """``epoch(e)`` yields ``{"images": {key: uint8 NCHW}, "skipped": n, "padded": n}``."""
+    """``epoch(e)`` yields ``{"images": {key: uint8 NCHW}, "keys": {key: [sample ids]},
+    "skipped": n, "padded": n}``."""
 
     def __init__(self, dataset: Dataset, domains: dict[str, str], spec: StreamSpec, batch_size: int,
                  epoch_batches: int = 0, pin_memory: bool = False):
         self.dataset, self.domains = dataset, domains
-        self.streams = {key: RankBatches(dataset.domain(name), spec, dataset.resolution, dataset.channels,
-                                         batch_size, epoch_batches, pin_memory)
+        self.streams = {key: RankBatches(dataset.domain(name), domain_spec(spec, name), dataset.resolution,
+                                         dataset.channels, batch_size, epoch_batches, pin_memory)
                         for key, name in domains.items()}
         self.lead = max(self.streams, key=lambda k: self.streams[k].shards.count)
         self._others: dict[str, Iterator[dict]] = {}
@@ -64,6 +74,7 @@ class Batches:
         for lead in self.streams[self.lead].epoch(epoch):
             parts = {self.lead: lead, **{k: next(it) for k, it in self._others.items()}}
             yield {"images": {k: parts[k]["image"] for k in self.streams},
+                   "keys": {k: parts[k]["key"] for k in self.streams},
                    "skipped": sum(p["skipped"] for p in parts.values()),
                    "padded": sum(p["padded"] for p in parts.values())}
 
