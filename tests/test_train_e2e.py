@@ -65,13 +65,17 @@ def test_two_worker_ddp_run_is_fully_tracked(digit_shards, ray_local, tmp_path):
     assert outcome.metrics["loss/D"] > 0
 
 
-def test_train_cli_rejects_bad_input_before_starting_ray(tmp_path, digit_shards):
+def test_train_cli_rejects_bad_input_before_starting_ray(tmp_path, digit_shards, digit_domain_shards):
     cases = [
         (["train", "lsgan", "--data", str(tmp_path / "missing")], "data path"),
         (["train", "nogan", "--data", str(digit_shards)], "unknown GAN 'nogan'"),
         (["train", "lsgan", "--data", str(digit_shards), "--set", "optim.lr_g=-1"], "optim.lr_g must be > 0"),
         (["train", "lsgan", "--data", str(digit_shards), "--workers", "2", "--set", "data.mode=exact",
           "--set", "data.loader_workers=8"], "data.mode=exact needs at least 16 shards"),
+        (["train", "cyclegan", "--data", str(digit_shards)], "cyclegan needs domains A, B"),
+        (["train", "discogan", "--data", str(digit_shards)], "--domain-a DIR --domain-b DIR"),
+        (["train", "lsgan", "--data", str(digit_domain_shards)], "choose it with --set data.domain=A"),
+        (["train", "stylegan", "--data", str(digit_domain_shards), "--set", "data.domain=C"], "has no domain 'C'"),
     ]
     for argv, message in cases:
         done = subprocess.run([sys.executable, "-m", "pipelines.cli.main", *argv], capture_output=True,
