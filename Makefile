@@ -20,15 +20,27 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# Demo data: scikit-learn's handwritten digits (shipped inside the package, no download),
-# 8x8 scans sharded at 16 px.
-$(DEMO)/shards/manifest.json: $(BIN)/.installed
+# Demo data from scikit-learn's handwritten digits (shipped inside the package, no download):
+# one-domain GANs learn the 8x8 scans at 16 px; translation GANs map the digits to MNIST-M-style
+# digits textured with crops of scikit-learn's two sample photos, at 32 px.
+DATA_lsgan    := $(DEMO)/digits-16
+DATA_stylegan := $(DEMO)/digits-16
+DATA_cyclegan := $(DEMO)/digits-mnistm-32
+DATA_discogan := $(DEMO)/digits-mnistm-32
+
+$(DEMO)/digits-16/manifest.json: $(BIN)/.installed
 	rm -rf $(DEMO)/digits
 	$(BIN)/ganforge data demo --out $(DEMO)/digits --size 16
-	$(BIN)/ganforge data shard --src $(DEMO)/digits --out $(DEMO)/shards --size 16 --channels L --shard-size 200 --overwrite
+	$(BIN)/ganforge data shard --src $(DEMO)/digits --out $(DEMO)/digits-16 --size 16 --channels L --shard-size 200 --overwrite
 
-demo: $(DEMO)/shards/manifest.json
-	$(BIN)/ganforge train $(GAN) --data $(DEMO)/shards --workers 2 --steps $(STEPS)
+$(DEMO)/digits-mnistm-32/manifest.json: $(BIN)/.installed
+	rm -rf $(DEMO)/digits-mnistm
+	$(BIN)/ganforge data demo --two-domain --out $(DEMO)/digits-mnistm --size 32
+	$(BIN)/ganforge data shard --domain-a $(DEMO)/digits-mnistm/A --domain-b $(DEMO)/digits-mnistm/B \
+		--out $(DEMO)/digits-mnistm-32 --size 32 --channels RGB --shard-size 200 --overwrite
+
+demo: $(if $(DATA_$(GAN)),$(DATA_$(GAN))/manifest.json,$(error GAN=$(GAN): choose lsgan, stylegan, cyclegan or discogan))
+	$(BIN)/ganforge train $(GAN) --data $(DATA_$(GAN)) --workers 2 --steps $(STEPS) --config pipelines/configs/demo/$(GAN).yaml
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
