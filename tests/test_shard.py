@@ -98,3 +98,22 @@ def test_cli_shards_a_folder_and_reports_skips(tmp_path, capsys):
     assert main(["data", "shard", "--src", str(tmp_path / "src"), "--out", str(tmp_path / "o"), "--size", "16"]) == 0
     out = capsys.readouterr().out
     assert "image: 5 images in 1 shard(s), 2 skipped" in out and "skipped broken.png" in out
+
+
+def test_cli_shards_two_unpaired_domains_of_different_sizes(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    for domain, count in (("a", 7), ("b", 3)):
+        (tmp_path / domain).mkdir()
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 255, (20, 30, 3), np.uint8)).save(tmp_path / domain / f"{i}.png")
+    argv = ["data", "shard", "--domain-a", str(tmp_path / "a"), "--domain-b", str(tmp_path / "b"),
+            "--out", str(tmp_path / "pairs"), "--size", "16", "--shard-size", "4"]
+    assert main(argv) == 0
+    assert "A: 7 images in 2 shard(s)" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "pairs" / "manifest.json").read_text())
+    assert {d: manifest["domains"][d]["count"] for d in ("A", "B")} == {"A": 7, "B": 3}
+    ds = read_dataset(tmp_path / "pairs")
+    assert ds.domain("A").count == 7 and ds.domain("B").count == 3 and ds.resolution == 16
+
+    assert main(["data", "shard", "--domain-a", str(tmp_path / "a"), "--out", str(tmp_path / "x")]) == 2
+    assert "needs both --domain-a and --domain-b" in capsys.readouterr().err

@@ -30,8 +30,15 @@ def parser() -> argparse.ArgumentParser:
 def list_gans(args: argparse.Namespace) -> None:
     del args
     for name in gan_core.available():
-        phases = ", ".join(f"{p.name}/{p.every}" if p.every > 1 else p.name for p in gan_core.get(name).phases)
-        print(f"{name:12s} phases: {phases}")
+        gan = gan_core.get(name)
+        print(f"{name:10s} domains: {', '.join(gan.domains):6s} phases: {', '.join(map(_describe, gan.phases))}")
+
+
+def _describe(phase: gan_core.Phase) -> str:
+    text = f"{phase.name} ({phase.trains}"
+    text += f", every {phase.every}" if phase.every > 1 else ""
+    text += f", skips steps divisible by {phase.skip_every}" if phase.skip_every else ""
+    return text + (", lazy)" if phase.lazy else ")")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,7 +57,7 @@ def _from_checkpoint(path: Path, device: torch.device) -> Trained:
     state = load_checkpoint(path, "cpu")
     engine, config = state["engine"], state["config"]
     if "image" not in state:
-        raise ValueError(f"{path} predates image metadata in checkpoints; sample from the run's generator artifact")
+        raise FileNotFoundError(f"{path} has no image size metadata (an older checkpoint); use the run's generator artifact")
     meta = {"gan": config["gan"], "model": config["model"], **state["image"]}
     generators = gan_core.get(config["gan"]).groups["G"]
     weights = {name: engine["ema"].get(name, engine["nets"][name]) for name in generators}
