@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from pipelines.cli.main import main
+from pipelines.data.loader import read_images
 from pipelines.data.manifest import DataError, read_dataset
 from pipelines.data.shard import ShardOptions, write_shards
 
@@ -117,3 +118,31 @@ def test_cli_shards_two_unpaired_domains_of_different_sizes(tmp_path, capsys):
 
     assert main(["data", "shard", "--domain-a", str(tmp_path / "a"), "--out", str(tmp_path / "x")]) == 2
     assert "needs both --domain-a and --domain-b" in capsys.readouterr().err
+
+
+def test_holdout_split_is_kept_out_of_training(digits_dir, tmp_path):
+    manifest = write_shards({"image": digits_dir}, tmp_path / "s",
+                            ShardOptions(size=16, channels="L", shard_size=500, holdout=200, progress=False))
+    ds = read_dataset(tmp_path / "s")
+    assert manifest["domains"]["image"]["holdout"]["count"] == 200 and ds.domain("image").count == 1597
+    train_names = set(read_images(ds.domain("image"), 0, 16, 1)[1])
+    held_images, held_names = read_images(ds.holdout("image"), 0, 16, 1)
+    assert len(held_names) == 200 and held_images.shape == (200, 1, 16, 16)
+    assert not train_names & set(held_names) and len(train_names | set(held_names)) == 1797
+    plain = write_shards({"image": digits_dir}, tmp_path / "p", ShardOptions(size=16, channels="L", progress=False))
+    assert plain["holdout"] == 0 and read_dataset(tmp_path / "p").holdout("image") is None
+
+
+def test_paired_domains_hold_out_the_same_names(tmp_path):
+    rng = np.random.default_rng(0)
+    for domain in ("a", "b"):
+        (tmp_path / domain).mkdir()
+        for i in range(20):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), np.uint8)).save(tmp_path / domain / f"{i:02d}.png")
+    write_shards({"A": tmp_path / "a", "B": tmp_path / "b"}, tmp_path / "s",
+                 ShardOptions(size=16, holdout=5, seed=3, progress=False))
+    ds = read_dataset(tmp_path / "s")
+    names = {d: read_images(ds.holdout(d), 0, 16, 3)[1] for d in "AB"}
+    assert len(names["A"]) == 5 and sorted(names["A"]) == sorted(names["B"])
+    with pytest.raises(DataError, match="--holdout 20 leaves no training images in domain A"):
+        write_shards({"A": tmp_path / "a", "B": tmp_path / "b"}, tmp_path / "x", ShardOptions(size=16, holdout=20, progress=False))

@@ -23,6 +23,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     shard.add_argument("--shard-size", type=int, default=1000, help="images per shard (default 1000)")
     shard.add_argument("--workers", type=int, default=0, help="processes preparing images (default: all cores)")
     shard.add_argument("--seed", type=int, default=0, help="seed of the order shuffle")
+    shard.add_argument("--holdout", type=int, default=0,
+                       help="images per domain kept out of training for evaluation (paired domains keep the same names)")
     shard.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     shard.set_defaults(func=run_shard)
 
@@ -49,10 +51,11 @@ def _sources(args: argparse.Namespace) -> dict[str, Path]:
 
 def run_shard(args: argparse.Namespace) -> None:
     opts = ShardOptions(size=args.size, channels=args.channels, shard_size=args.shard_size,
-                        workers=args.workers, seed=args.seed, overwrite=args.overwrite)
+                        workers=args.workers, seed=args.seed, holdout=args.holdout, overwrite=args.overwrite)
     manifest = write_shards(_sources(args), args.out, opts)
     for name, domain in manifest["domains"].items():
-        print(f"{name}: {domain['count']} images in {len(domain['shards'])} shard(s), "
+        held = f", {domain['holdout']['count']} held out" if domain["holdout"]["count"] else ""
+        print(f"{name}: {domain['count']} images in {len(domain['shards'])} shard(s){held}, "
               f"{domain['skipped_count']} skipped")
         for entry in domain["skipped"][:5]:
             print(f"  skipped {entry['file']}: {entry['reason']}")

@@ -239,20 +239,27 @@ class RankBatches:
             yield from islice(rebatch(chunks, self.batch_size), n)
 
 
-def first_images(shards: DomainShards, n: int, resolution: int, channels: int) -> torch.Tensor:
-    """The first ``n`` decodable images of a domain, in shard order: the same on every call,
-    so sample grids of translation GANs show the same inputs all run long."""
+def read_images(shards: DomainShards, n: int, resolution: int, channels: int) -> tuple[torch.Tensor, list[str]]:
+    """The first ``n`` decodable images of a domain (all if ``n`` is 0), in shard order, with
+    the source file names they were sharded from. The same on every call: sample grids and
+    evaluation references stay fixed all run long."""
     images: list[np.ndarray] = []
+    names: list[str] = []
     for sample in wds.tarfile_samples(({"url": u} for u in shards.urls), handler=wds.ignore_and_continue):
         try:
             images.append(decode_png(sample["png"], resolution, channels))
         except (BadImage, KeyError):
             continue
+        names.append(sample.get("path.txt", b"").decode() or sample["__key__"])
         if len(images) == n:
             break
     if not images:
-        raise DataError(f"domain {shards.name!r} holds no decodable image")
-    return torch.from_numpy(np.stack(images))
+        raise DataError(f"{shards.name!r} holds no decodable image")
+    return torch.from_numpy(np.stack(images)), names
+
+
+def first_images(shards: DomainShards, n: int, resolution: int, channels: int) -> torch.Tensor:
+    return read_images(shards, n, resolution, channels)[0]
 
 
 def to_model_batch(batch: dict, device: torch.device, hflip: bool, generator: torch.Generator | None = None) -> dict:

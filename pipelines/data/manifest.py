@@ -34,12 +34,18 @@ class Dataset:
     channels: int
     domains: dict[str, DomainShards]
     manifest: dict[str, Any]
+    holdouts: dict[str, DomainShards]  # held-out evaluation split per domain (may be empty)
 
     def domain(self, name: str) -> DomainShards:
         if name not in self.domains:
             have = ", ".join(sorted(self.domains))
             raise DataError(f"{self.root} has no domain {name!r} (it has: {have})")
         return self.domains[name]
+
+    def holdout(self, name: str) -> DomainShards | None:
+        """The domain's held-out split, or None when the shards were written without one."""
+        self.domain(name)
+        return self.holdouts.get(name)
 
 
 def read_dataset(path: str | Path) -> Dataset:
@@ -55,14 +61,19 @@ def read_dataset(path: str | Path) -> Dataset:
         raise DataError(f"{manifest_path} is not valid JSON: {exc}") from exc
     if manifest.get("format") != FORMAT:
         raise DataError(f"{manifest_path} has format {manifest.get('format')!r}, expected {FORMAT!r}")
-    domains = {}
+    domains, holdouts = {}, {}
     for name, entry in manifest["domains"].items():
-        shards = entry["shards"]
-        if not shards:
+        if not entry["shards"]:
             raise DataError(f"{root}: domain {name!r} has no shards")
-        urls = tuple(str(root / s["name"]) for s in shards)
-        missing = [u for u in urls if not Path(u).is_file()]
-        if missing:
-            raise DataError(f"{root}: {len(missing)} shard file(s) listed in the manifest are missing, e.g. {missing[0]}")
-        domains[name] = DomainShards(name, urls, tuple(int(s["count"]) for s in shards))
-    return Dataset(root, int(manifest["resolution"]), int(manifest["channels"]), domains, manifest)
+        domains[name] = _shards(root, name, entry["shards"])
+        if entry.get("holdout", {}).get("shards"):
+            holdouts[name] = _shards(root, f"{name}-holdout", entry["holdout"]["shards"])
+    return Dataset(root, int(manifest["resolution"]), int(manifest["channels"]), domains, manifest, holdouts)
+
+
+def _shards(root: Path, name: str, entries: list[dict]) -> DomainShards:
+    urls = tuple(str(root / s["name"]) for s in entries)
+    missing = [u for u in urls if not Path(u).is_file()]
+    if missing:
+        raise DataError(f"{root}: {len(missing)} shard file(s) listed in the manifest are missing, e.g. {missing[0]}")
+    return DomainShards(name, urls, tuple(int(s["count"]) for s in entries))

@@ -33,6 +33,7 @@ class ShardOptions:
     shard_size: int = 1000  # images per shard
     workers: int = 0  # image-preparing processes; 0 = all cores
     seed: int = 0  # order shuffle, so shards mix classes stored in separate folders
+    holdout: int = 0  # images per domain kept out of training, for evaluation
     overwrite: bool = False
     progress: bool = True
 
@@ -43,6 +44,8 @@ class ShardOptions:
             raise DataError(f"--channels must be one of {sorted(CHANNEL_MODES)}, got {self.channels!r}")
         if self.shard_size < 1:
             raise DataError(f"--shard-size must be >= 1, got {self.shard_size}")
+        if self.holdout < 0:
+            raise DataError(f"--holdout must be >= 0, got {self.holdout}")
 
 
 def list_images(source: Path) -> list[Path]:
@@ -78,42 +81,81 @@ def _prepared(files: list[Path], opts: ShardOptions, desc: str) -> Iterator[tupl
                 yield item
 
 
-def _write_domain(name: str, source: Path, out: Path, opts: ShardOptions) -> dict:
+class _ShardSeries:
+    """Consecutive tar shards ``<prefix>-000000.tar``, ... of up to ``shard_size`` samples."""
+
+    def __init__(self, out: Path, prefix: str, shard_size: int):
+        self.out, self.prefix, self.shard_size = out, prefix, shard_size
+        self.shards: list[dict] = []
+        self.writer: wds.TarWriter | None = None
+        self.count = 0
+
+    def write(self, png: bytes, rel: str) -> None:
+        if self.writer is None or self.shards[-1]["count"] == self.shard_size:
+            self.close()
+            self.shards.append({"name": f"{self.prefix}-{len(self.shards):06d}.tar", "count": 0})
+            # An integer mtime keeps members plain USTAR: a float one costs every member an
+            # extra PAX header block, which doubles the loader's tar-parsing time.
+            self.writer = wds.TarWriter(str(self.out / self.shards[-1]["name"]), mtime=int(time.time()))
+        self.writer.write({"__key__": f"{self.count:09d}", "png": png, "path.txt": rel})
+        self.shards[-1]["count"] += 1
+        self.count += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _shuffled_files(source: Path, seed: int) -> list[Path]:
     files = list_images(source)
     if not files:
         raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {source}")
-    random.Random(opts.seed).shuffle(files)
-    shards: list[dict] = []
+    random.Random(seed).shuffle(files)
+    return files
+
+
+def _holdout_names(files: dict[str, list[Path]], sources: dict[str, Path], n: int) -> dict[str, set[str]]:
+    """Relative paths held out per domain. When the domains hold the same file names (a
+    paired dataset), the same names are held out of both, so the test split stays paired."""
+    rel = {name: [str(f.relative_to(sources[name])) for f in found] for name, found in files.items()}
+    for name, names in rel.items():
+        if n and n >= len(names):
+            raise DataError(f"--holdout {n} leaves no training images in domain {name} ({len(names)} images)")
+    sets = [set(names) for names in rel.values()]
+    if len(sets) == 2 and sets[0] == sets[1]:
+        first = set(next(iter(rel.values()))[:n])
+        return {name: first for name in rel}
+    return {name: set(names[:n]) for name, names in rel.items()}
+
+
+def _write_domain(name: str, source: Path, files: list[Path], held: set[str], out: Path, opts: ShardOptions) -> dict:
+    train = _ShardSeries(out, name, opts.shard_size)
+    holdout = _ShardSeries(out, f"{name}-holdout", opts.shard_size)
     skipped: list[dict] = []
-    writer, written = None, 0
     for path, png, reason in _prepared(files, opts, desc=f"shard {name}"):
         rel = str(path.relative_to(source))
         if png is None:
             skipped.append({"file": rel, "reason": reason})
             continue
-        if writer is None or shards[-1]["count"] == opts.shard_size:
-            if writer is not None:
-                writer.close()
-            shards.append({"name": f"{name}-{len(shards):06d}.tar", "count": 0})
-            # An integer mtime keeps members plain USTAR: a float one costs every member an
-            # extra PAX header block, which doubles the loader's tar-parsing time.
-            writer = wds.TarWriter(str(out / shards[-1]["name"]), mtime=int(time.time()))
-        writer.write({"__key__": f"{written:09d}", "png": png, "path.txt": rel})
-        shards[-1]["count"] += 1
-        written += 1
-    if writer is not None:
-        writer.close()
-    if not written:
+        (holdout if rel in held else train).write(png, rel)
+    train.close()
+    holdout.close()
+    if not train.count + holdout.count:
         raise DataError(f"none of the {len(files)} files under {source} is a readable image")
-    return {"source": str(source.resolve()), "count": written, "shards": shards,
+    return {"source": str(source.resolve()), "count": train.count, "shards": train.shards,
+            "holdout": {"count": holdout.count, "shards": holdout.shards},
             "skipped_count": len(skipped), "skipped": skipped}
 
 
 def write_shards(sources: dict[str, Path], out: Path, opts: ShardOptions) -> dict:
     """Shard each domain's folder (``{"image": dir}`` or ``{"A": dir_a, "B": dir_b}``)."""
     opts.validate()
+    sources = {name: Path(src) for name, src in sources.items()}
+    files = {name: _shuffled_files(src, opts.seed) for name, src in sources.items()}
+    held = _holdout_names(files, sources, opts.holdout)
     with staged_folder(out, opts.overwrite) as tmp:
-        domains = {name: _write_domain(name, Path(src), tmp, opts) for name, src in sources.items()}
+        domains = {name: _write_domain(name, src, files[name], held[name], tmp, opts) for name, src in sources.items()}
         manifest = {
             "format": FORMAT,
             "resolution": opts.size,
@@ -122,6 +164,7 @@ def write_shards(sources: dict[str, Path], out: Path, opts: ShardOptions) -> dic
             "shard_size": opts.shard_size,
             "images": sum(d["count"] for d in domains.values()),
             "shards": sum(len(d["shards"]) for d in domains.values()),
+            "holdout": sum(d["holdout"]["count"] for d in domains.values()),
             "skipped_count": sum(d["skipped_count"] for d in domains.values()),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "domains": domains,
