@@ -40,7 +40,7 @@ def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, r
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = load(name, overrides=[
         f"data.path={digit_domain_shards}", "train.workers=2", "train.steps=12", "train.log_every=6",
-        "train.sample_every=6", "train.checkpoint_every=12", "train.sample_count=64", *RUNS[name],
+        "train.sample_every=6", "train.checkpoint_every=12", "train.sample_count=64", "eval.samples=128", *RUNS[name],
         f"tracking.uri={uri}", f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
         f"train.storage_path={tmp_path / 'ray'}"])
     outcome = train(cfg, progress=False)
@@ -51,6 +51,7 @@ def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, r
     for key in ("loss/G", "loss/D"):
         history = client.get_metric_history(outcome.run_id, key)
         assert [m.step for m in history] == [6, 12] and all(torch.isfinite(torch.tensor(m.value)) for m in history)
+    assert [m.step for m in client.get_metric_history(outcome.run_id, "eval/swd")] == [12]  # at the end
     steps, shape, mode = _grid_shape(client, outcome.run_id, tmp_path)
     assert steps == [6, 12] and shape == GRID[name] and mode == "RGB"
 

@@ -1,5 +1,5 @@
-"""Metrics: FID agrees with the reference sqrtm formula, KID is unbiased, and SWD orders
-real-vs-real < real-vs-blurred < real-vs-noise on real images."""
+"""Metrics: FID agrees with the reference sqrtm formula, KID is unbiased, and SWD and KID
+order real-vs-real < real-vs-blurred < real-vs-noise on real images."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from scipy import linalg
 
-from gan_core.metrics import feature_statistics, frechet_distance, kernel_distance, sliced_wasserstein_distance
+from gan_core.metrics import PixelFeatures, feature_statistics, frechet_distance, kernel_distance, sliced_wasserstein_distance
 from pipelines.data.loader import RankBatches, StreamSpec
 from pipelines.data.manifest import read_dataset
 
@@ -57,16 +57,20 @@ def test_distances_reject_mismatched_inputs():
         kernel_distance(np.zeros((1, 3)), np.zeros((5, 3)))
 
 
-def test_swd_ranks_real_below_blurred_below_noise(digit_shards):
+def test_swd_and_kid_rank_real_below_blurred_below_noise(digit_shards):
     ds = read_dataset(digit_shards)
     images = next(iter(RankBatches(ds.domain("image"), StreamSpec(mode="exact", loader_workers=0),
                                    ds.resolution, ds.channels, 1600).epoch(0)))["image"].float() / 127.5 - 1
     real_a, real_b = images[:800], images[800:]
     blurred = F.avg_pool2d(F.pad(real_b, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     noise = torch.rand_like(real_b) * 2 - 1
-    swd = {name: sliced_wasserstein_distance(real_a, other)["swd"]
-           for name, other in [("real", real_b), ("blurred", blurred), ("noise", noise)]}
+    others = [("real", real_b), ("blurred", blurred), ("noise", noise)]
+    swd = {name: sliced_wasserstein_distance(real_a, other)["swd"] for name, other in others}
     assert swd["real"] < swd["blurred"] < swd["noise"], swd
+    features = PixelFeatures()
+    kid = {name: kernel_distance(features(real_a).double(), features(other).double(), subsets=50, subset_size=500)[0]
+           for name, other in others}
+    assert kid["real"] < kid["blurred"] < kid["noise"], kid
 
 
 def _digit_images(digit_shards, n=600):

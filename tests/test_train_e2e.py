@@ -9,6 +9,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from pipelines.cli.main import main
 from pipelines.config import load
 from pipelines.data.manifest import DataError
 from pipelines.train.checkpoint import load_checkpoint
@@ -29,7 +30,7 @@ def test_two_worker_ddp_run_is_fully_tracked(digit_shards, ray_local, tmp_path):
     cfg = load("lsgan", overrides=[
         f"data.path={digit_shards}", "train.workers=2", "train.steps=30", "train.log_every=10",
         "train.sample_every=15", "train.checkpoint_every=15", "model.ngf=16", "model.ndf=16",
-        "optim.lr_d=1e-4", f"tracking.uri={uri}", f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
+        "optim.lr_d=1e-4", "eval.every=20", "eval.samples=256", f"tracking.uri={uri}", f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
         f"train.storage_path={tmp_path / 'ray'}"])
     outcome = train(cfg, progress=False)
 
@@ -49,6 +50,9 @@ def test_two_worker_ddp_run_is_fully_tracked(digit_shards, ray_local, tmp_path):
         assert all(torch.isfinite(torch.tensor(m.value)) for m in history)
     assert client.get_metric_history(outcome.run_id, "lr/D")[-1].value == pytest.approx(1e-4)
     assert client.get_metric_history(outcome.run_id, "perf/images_per_sec")[-1].value > 0
+    swd = client.get_metric_history(outcome.run_id, "eval/swd")
+    assert [m.step for m in swd] == [20, 30] and all(m.value > 0 for m in swd)  # every 20 steps and at the end
+    assert outcome.metrics["eval/swd"] == swd[-1].value and tags["ganforge.eval_extractor"] == "pixels"
 
     files = _artifacts(client, outcome.run_id)
     sample_pngs = [f for f in files if f.startswith("images/samples+step+") and f.endswith(".png")]
@@ -63,6 +67,11 @@ def test_two_worker_ddp_run_is_fully_tracked(digit_shards, ray_local, tmp_path):
     assert set(generator) == {"G"}
     assert outcome.checkpoint_path and load_checkpoint(outcome.checkpoint_path)["engine"]["step"] == 30
     assert outcome.metrics["loss/D"] > 0
+
+    argv = ["evaluate", outcome.run_id, "--data", str(digit_shards), "--n", "300", "--tracking-uri", uri, "--device", "cpu"]
+    assert main(argv) == 0
+    logged = client.get_run(outcome.run_id).data.metrics
+    assert logged["evaluate/swd"] > 0 and logged["evaluate/reference_images"] == 300
 
 
 def test_train_cli_rejects_bad_input_before_starting_ray(tmp_path, digit_shards, digit_domain_shards):

@@ -37,9 +37,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_translate)
 
 
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _common(p: argparse.ArgumentParser, batch: int) -> None:
     p.add_argument("--batch-size", type=int, default=batch)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default=default_device(), help="cpu, cuda, cuda:1, ...")
     p.add_argument("--tracking-uri", default="", help="MLflow store of RUN (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--no-progress", action="store_true")

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 import gan_core
-from pipelines.cli import data_cmd, generate_cmd, train_cmd, ui_cmd
+from pipelines.cli import data_cmd, evaluate_cmd, generate_cmd, train_cmd, ui_cmd
 from pipelines.config import ConfigError
 from pipelines.data.manifest import DataError
 
@@ -22,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
     data_cmd.add(sub)
     train_cmd.add(sub)
     generate_cmd.add(sub)
+    evaluate_cmd.add(sub)
     ui_cmd.add(sub)
     sub.add_parser("gans", help="list the GANs in the registry").set_defaults(func=list_gans)
     return top
@@ -41,7 +43,20 @@ def _describe(phase: gan_core.Phase) -> str:
     return text + (", lazy)" if phase.lazy else ")")
 
 
+def _one_line_warnings() -> None:
+    """Our own warnings read as one line, not as a source location and a code excerpt."""
+    default = warnings.formatwarning
+
+    def format_warning(message, category, filename, lineno, line=None):
+        if category is UserWarning:
+            return f"ganforge: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = format_warning
+
+
 def main(argv: list[str] | None = None) -> int:
+    _one_line_warnings()
     args = parser().parse_args(argv)
     try:
         result = args.func(args)

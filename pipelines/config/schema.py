@@ -93,6 +93,23 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Sample quality during training (and `ganforge evaluate`): SWD and KID always, FID and
+    KID on Inception features when its weights are given. Reference: the shards' held-out
+    split (`data shard --holdout N`), else the training split."""
+
+    every: int = 1000  # steps between evaluations, plus one at the end; 0 = never
+    samples: int = 2048  # images generated per evaluation (split over the ranks) and reference images
+    inception_weights: str = ""  # the FID Inception weights file; "" = $GANFORGE_INCEPTION_WEIGHTS
+    batch_size: int = 64  # per rank, for generation and feature extraction
+
+    def __post_init__(self) -> None:
+        _require(self.every >= 0, f"eval.every must be >= 0, got {self.every}")
+        for key in ("samples", "batch_size"):
+            _require(getattr(self, key) >= 1, f"eval.{key} must be >= 1, got {getattr(self, key)}")
+
+
+@dataclass
 class TrackingConfig:
     uri: str = ""  # MLflow tracking URI; "" = $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db
     experiment: str = ""  # "" = ganforge-<gan>
@@ -107,4 +124,5 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

@@ -15,6 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 import gan_core
+from gan_core.metrics.inception import WEIGHTS_ENV, weights_path
 from cluster.local import connect
 from pipelines.config import ConfigError, RunConfig, flatten, to_dict
 from pipelines.data.batches import resolve_domains
@@ -50,6 +51,17 @@ def check_data(cfg: RunConfig) -> None:
                 f"data.mode=exact needs at least {readers(spec)} shards ({cfg.train.workers} workers x "
                 f"{max(1, cfg.data.loader_workers)} loader processes) but {cfg.data.path} has {n_shards}; "
                 f"reshard with a smaller --shard-size or use data.mode=resampled")
+
+
+def check_eval(cfg: RunConfig) -> None:
+    """A configured Inception weights file must exist; without one, say once which metrics
+    the run will report instead."""
+    weights = cfg.eval.inception_weights
+    if weights and not Path(weights).expanduser().is_file():
+        raise ConfigError(f"eval.inception_weights: no file at {weights}")
+    if cfg.eval.every and weights_path(weights or None) is None:
+        warnings.warn(f"evaluation without FID Inception weights (set eval.inception_weights or {WEIGHTS_ENV}): "
+                      "the run reports eval/swd and eval/kid_pixels", stacklevel=3)
 
 
 def worker_user_error(exc: BaseException) -> Exception | None:
@@ -137,6 +149,7 @@ def _trainer(cfg: RunConfig, loop_config: dict[str, Any]):
 
 def train(cfg: RunConfig, address: str | None = None, progress: bool = True, verbose: bool = False) -> TrainOutcome:
     check_data(cfg)
+    check_eval(cfg)
     if cfg.train.amp == "fp16" and not cfg.train.use_gpu:
         warnings.warn("train.amp=fp16 on CPU is emulated and many times slower; use train.amp=bf16 on CPU",
                       stacklevel=2)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -16,6 +16,8 @@ from pipelines.data.batches import Batches
 from pipelines.data.loader import to_model_batch
 from pipelines.train.engine import Engine
 
+Evaluate = Callable[[dict[str, torch.nn.Module]], dict[str, float]]
+
 
 class Hooks(Protocol):
     chief: bool  # rank 0: the one that renders samples and writes checkpoints
@@ -23,6 +25,8 @@ class Hooks(Protocol):
     def on_log(self, step: int, metrics: dict[str, float]) -> None: ...
 
     def on_samples(self, step: int, grid: torch.Tensor) -> None: ...
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None: ...  # called on every rank
 
     def on_checkpoint(self, step: int, state: dict[str, Any] | None, final: bool) -> None: ...
 
@@ -34,6 +38,7 @@ class CollectingHooks:
     chief: bool = True
     logs: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     samples: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    evals: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     checkpoints: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
 
     def on_log(self, step, metrics):
@@ -41,6 +46,9 @@ class CollectingHooks:
 
     def on_samples(self, step, grid):
         self.samples.append((step, grid))
+
+    def on_eval(self, step, metrics):
+        self.evals.append((step, metrics))
 
     def on_checkpoint(self, step, state, final):
         self.checkpoints.append((step, state))
@@ -85,8 +93,8 @@ def fixed_inputs(engine: Engine, data: Batches, n: int, seed: int) -> dict[str, 
 
 
 def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: Batches, hooks: Hooks,
-        rank: int = 0, start_epoch: int = 0) -> dict[str, float]:
-    """Train until ``cfg.train.steps``; returns the last logged metrics."""
+        rank: int = 0, start_epoch: int = 0, evaluator: Evaluate | None = None) -> dict[str, float]:
+    """Train until ``cfg.train.steps``; returns the last logged metrics (and evaluation's)."""
     train = cfg.train
     seed_rank(train.seed, rank, engine.step)
     fixed = fixed_inputs(engine, data, train.sample_count, train.seed) if hooks.chief else {}
@@ -113,6 +121,10 @@ def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: Batches,
             hook_start = time.perf_counter()
             if hooks.chief and (step % train.sample_every == 0 or done):
                 hooks.on_samples(step, engine.sample_grid(fixed))
+            if evaluator is not None and cfg.eval.every and (step % cfg.eval.every == 0 or done):
+                evaluated = evaluator(engine.sampling_nets())  # a collective: every rank calls it
+                last.update(evaluated)
+                hooks.on_eval(step, evaluated)
             if step % train.checkpoint_every == 0 or done:
                 state = checkpoint_state(engine, epoch, cfg_tree) if hooks.chief else None
                 hooks.on_checkpoint(step, state, final=done)

@@ -18,13 +18,15 @@ from pipelines.config import build
 from pipelines.data.batches import Batches, resolve_domains
 from pipelines.data.loader import StreamSpec
 from pipelines.data.manifest import read_dataset
+from pipelines.eval.evaluator import make_evaluator
+from pipelines.eval.reference import split_of
 from pipelines.tracking.images import grid_image
 from pipelines.tracking.runs import RunLogger
 from pipelines.train import loop
 from pipelines.train.checkpoint import export_generator, load_checkpoint, save_checkpoint
 from pipelines.train.engine import Engine
 
-REPORTED = ("loss/D", "loss/G", "perf/images_per_sec")  # metrics kept with each Ray checkpoint
+REPORTED = ("loss/D", "loss/G", "perf/images_per_sec")  # metrics kept with each Ray checkpoint (and eval/*)
 
 
 class RayHooks:
@@ -32,6 +34,7 @@ class RayHooks:
         self.chief = rank == 0
         self.engine, self.logger, self.progress, self.meta = engine, logger, progress, meta
         self.last: dict[str, float] = {}
+        self.evaluated: dict[str, float] = {}
 
     def on_log(self, step: int, metrics: dict[str, float]) -> None:
         self.last = metrics
@@ -48,8 +51,14 @@ class RayHooks:
         scale = max(1, 256 // (grid.shape[1] * grid.shape[-1]))  # small images: enlarge for the UI
         self.logger.image(step, grid_image(grid, scale=scale))
 
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        self.evaluated = metrics
+        if self.chief:
+            self.logger.metrics(step, metrics)
+        ray.train.report({"step": step, **metrics})  # every rank: report is a barrier; Tune reads rank 0's
+
     def on_checkpoint(self, step: int, state: dict | None, final: bool) -> None:
-        metrics = {"step": step, **{k: self.last[k] for k in REPORTED if k in self.last}}
+        metrics = {"step": step, **{k: self.last[k] for k in REPORTED if k in self.last}, **self.evaluated}
         with tempfile.TemporaryDirectory(prefix="ganforge-ckpt-") as folder:
             checkpoint = None
             if state is not None:
@@ -98,8 +107,12 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     meta = {"gan": cfg.gan, "model": asdict(cfg.model), "resolution": dataset.resolution,
             "channels": dataset.channels, "run_id": loop_config["run_id"]}
     hooks = RayHooks(rank, engine, logger, loop_config.get("progress"), meta)
+    evaluator = make_evaluator(cfg, gan, dataset, domains, device) if cfg.eval.every else None
+    if logger is not None and evaluator is not None:
+        logger.tags({"ganforge.eval_extractor": evaluator.suite.name,
+                     "ganforge.eval_reference": split_of(dataset, next(iter(domains.values())))[1]})
     try:
-        return loop.run(cfg, cfg_tree, engine, data, hooks, rank=rank, start_epoch=start_epoch)
+        return loop.run(cfg, cfg_tree, engine, data, hooks, rank=rank, start_epoch=start_epoch, evaluator=evaluator)
     finally:
         if logger is not None:
             logger.flush()
