@@ -13,6 +13,7 @@ from pipelines.cli.main import main
 from pipelines.config import load
 from pipelines.data.manifest import DataError
 from pipelines.train.checkpoint import load_checkpoint
+from pipelines.train.guard import Diverged
 from pipelines.train.launch import train
 
 pytestmark = pytest.mark.slow
@@ -109,3 +110,17 @@ def test_a_data_error_inside_the_workers_fails_the_run_with_its_reason(digit_sha
     run = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("ganforge-lsgan").experiment_id])[0]
     assert run.info.status == "FAILED"
     assert "held no decodable image" in run.data.tags["ganforge.end_reason"]
+
+
+def test_a_diverging_run_ends_as_diverged_without_a_bad_checkpoint(digit_shards, ray_local, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = load("lsgan", overrides=[f"data.path={digit_shards}", "train.workers=2", "train.steps=50",
+                                   "model.ngf=8", "model.ndf=8", "optim.lr_g=1e30", "optim.lr_d=1e30",
+                                   "train.max_nonfinite_steps=4", "train.checkpoint_every=1000", "eval.every=0",
+                                   f"tracking.uri={uri}", f"train.storage_path={tmp_path / 'ray'}"])
+    with pytest.raises(Diverged, match=r"worker \d: diverged: 4 optimizer steps in a row"):
+        train(cfg, progress=False)
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("ganforge-lsgan").experiment_id])[0]
+    assert run.info.status == "FAILED" and "diverged" in run.data.tags["ganforge.end_reason"]
+    assert not list((tmp_path / "ray").rglob("state.pt"))  # nothing written from the blown-up weights

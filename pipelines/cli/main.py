@@ -11,6 +11,7 @@ import gan_core
 from pipelines.cli import data_cmd, evaluate_cmd, generate_cmd, train_cmd, ui_cmd
 from pipelines.config import ConfigError
 from pipelines.data.manifest import DataError
+from pipelines.train.guard import Diverged
 
 # Problems a user fixes by changing the command: one line, no traceback. Anything else is a
 # bug and keeps its traceback.
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
-    except train_cmd.TrainingFailed as exc:
+    except (train_cmd.TrainingFailed, Diverged) as exc:
         print(f"ganforge: {exc}", file=sys.stderr)
         return 1
     except USER_ERRORS as exc:

@@ -80,6 +80,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     max_failures: int = 0  # worker-group restarts Ray Train may do, resuming from the last checkpoint
+    max_nonfinite_steps: int = 25  # non-finite optimizer steps in a row (each skipped) that end the run; 0 = never
     storage_path: str = ""  # Ray Train run storage; "" = ./ray_results
 
     def __post_init__(self) -> None:
@@ -90,6 +91,7 @@ class TrainConfig:
         _require(self.ema_half_life_kimg >= 0, "train.ema_half_life_kimg must be >= 0")
         _require(self.ema_rampup >= 0, "train.ema_rampup must be >= 0")
         _require(self.max_failures >= 0, "train.max_failures must be >= 0")
+        _require(self.max_nonfinite_steps >= 0, "train.max_nonfinite_steps must be >= 0")
 
 
 @dataclass

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gan_core.interface import GAN, Phase, check_phases
 from pipelines.config.schema import OptimConfig, TrainConfig
+from pipelines.train.guard import NonFiniteGuard, all_finite
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -64,6 +65,7 @@ class Engine:
         self.groups = {g: self._make_optim(g, nets, optim) for g, nets in gan.groups.items()}
         self.batch_size = batch_size
         self.ema = self._make_ema()
+        self.guard = NonFiniteGuard(train.max_nonfinite_steps)
 
     # --- construction -------------------------------------------------------------------
     def _wrap(self, net: nn.Module) -> nn.Module:
@@ -110,10 +112,13 @@ class Engine:
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):
                 result = self.gan.compute(phase.name, self.nets, batch, self.step)
-            group.optimizer.zero_grad(set_to_none=True)
+                group.optimizer.zero_grad(set_to_none=True)
             group.scaler.scale(result.loss).backward()
-        group.scaler.step(group.optimizer)
-        group.scaler.update()
+        group.scaler.unscale_(group.optimizer)  # so the guard sees true gradients (a no-op without fp16)
+        grads = [p.grad for g in group.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        if self.guard.ok(result.loss, grads, f"phase {phase.name} at step {self.step}"):
+            group.scaler.step(group.optimizer)
+        group.scaler.update()  # with fp16, a skipped step also lowers the loss scale
         return result.logs
 
     def _apply_lr_schedule(self) -> None:
@@ -157,6 +162,10 @@ class Engine:
                 p_ema.lerp_(p.detach(), 1.0 - beta)
             for b_ema, b in zip(ema.buffers(), self.raw[name].buffers()):
                 b_ema.copy_(b)
+
+    def weights_finite(self) -> bool:
+        tensors = [p for net in (*self.raw.values(), *self.ema.values()) for p in net.parameters()]
+        return bool(all_finite(tensors))
 
     def learning_rates(self) -> dict[str, float]:
         return {f"lr/{g}": o.optimizer.param_groups[0]["lr"] for g, o in self.groups.items()}

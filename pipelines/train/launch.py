@@ -23,6 +23,7 @@ from pipelines.data.loader import StreamSpec, readers
 from pipelines.data.manifest import DataError, read_dataset
 from pipelines.tracking import store
 from pipelines.tracking.runs import end_run, git_commit, start_run
+from pipelines.train.guard import Diverged
 
 
 class TrainingFailed(RuntimeError):
@@ -72,7 +73,7 @@ def worker_user_error(exc: BaseException) -> Exception | None:
     failures = getattr(exc, "worker_failures", None) or {}
     for rank, error in sorted(failures.items()):
         cause = getattr(error, "cause", None) or error
-        if isinstance(cause, (DataError, ConfigError)):
+        if isinstance(cause, (DataError, ConfigError, Diverged)):
             last = str(cause).strip().splitlines()[-1]
             prefix = f"{type(cause).__module__}.{type(cause).__name__}: "
             return type(cause)(f"worker {rank}: {last.removeprefix(prefix)}")

@@ -15,6 +15,7 @@ from pipelines.config.schema import RunConfig
 from pipelines.data.batches import Batches
 from pipelines.data.loader import to_model_batch
 from pipelines.train.engine import Engine
+from pipelines.train.guard import Diverged
 
 Evaluate = Callable[[dict[str, torch.nn.Module]], dict[str, float]]
 
@@ -82,6 +83,8 @@ def seed_rank(seed: int, rank: int, step: int) -> None:
 
 
 def checkpoint_state(engine: Engine, epoch: int, cfg_tree: dict[str, Any]) -> dict[str, Any]:
+    if not engine.weights_finite():  # never a checkpoint that would resume into NaNs
+        raise Diverged(f"diverged: non-finite weights at step {engine.step}; no checkpoint written")
     image = {"resolution": engine.gan.resolution, "channels": engine.gan.channels}  # to rebuild the nets
     return {"engine": engine.state_dict(), "epoch": epoch, "config": cfg_tree, "image": image}
 
@@ -115,7 +118,8 @@ def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: Batches,
                 last = {**meter.pop(), **engine.learning_rates(), "epoch": epoch,
                         "perf/images_per_sec": images / max(now - tick, 1e-9),
                         "perf/step_ms": 1e3 * (now - tick) / max(step - tick_step, 1),
-                        "data/skipped": skipped, "data/padded": padded}
+                        "data/skipped": skipped, "data/padded": padded,
+                        "train/nonfinite_steps": engine.guard.skipped}
                 hooks.on_log(step, last)
                 tick, tick_step = time.perf_counter(), step
             hook_start = time.perf_counter()
