@@ -13,7 +13,7 @@ from tiny import tiny_batch, tiny_engine
 
 from pipelines.config import load, to_dict
 from pipelines.train.guard import Diverged
-from pipelines.train.loop import checkpoint_state
+from pipelines.train.loop import Position, checkpoint_state
 
 
 def _plant_nan(engine, phase_name, steps):
@@ -58,11 +58,11 @@ def test_k_non_finite_steps_in_a_row_end_the_run_as_diverged():
 def test_no_checkpoint_from_non_finite_weights():
     engine = tiny_engine("lsgan")
     cfg = to_dict(load("lsgan"))
-    assert checkpoint_state(engine, 0, cfg)["engine"]["step"] == 0
+    assert checkpoint_state(engine, Position(), cfg)["engine"]["step"] == 0
     with torch.no_grad():
         next(engine.raw["G"].parameters())[0] = float("inf")
     with pytest.raises(Diverged, match="non-finite weights at step 0; no checkpoint written"):
-        checkpoint_state(engine, 0, cfg)
+        checkpoint_state(engine, Position(), cfg)
 
 
 def _free_port():

@@ -7,7 +7,10 @@ import argparse
 import gan_core
 from pipelines.config import load
 from pipelines.cli.ui_cmd import ui_hint
+from pipelines.config.schema import TrackingConfig
+from pipelines.tracking import store
 from pipelines.train.launch import TrainingFailed, train
+from pipelines.train.resume import find_checkpoint, resume_config
 
 __all__ = ["TrainingFailed", "add"]
 
@@ -23,6 +26,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML file merged over the GAN's defaults")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, e.g. --set optim.lr_d=4e-4 (repeatable)")
+    p.add_argument("--resume", metavar="RUN_OR_CHECKPOINT",
+                   help="continue a run (same MLflow run and step axis) from its newest checkpoint, or from a "
+                        "checkpoint folder; flags and --set still apply, e.g. --steps to train longer")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="show Ray's logs and the workers' output")
@@ -37,8 +43,17 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> None:
     # Flags first, so an explicit --set wins over them.
-    cfg = load(args.gan, args.config, _flag_overrides(args) + args.overrides)
-    outcome = train(cfg, address=args.address, progress=not args.no_progress, verbose=args.verbose)
+    overrides = _flag_overrides(args) + args.overrides
+    checkpoint = None
+    if args.resume:
+        tracking = store.resolve(TrackingConfig())
+        checkpoint = find_checkpoint(args.resume, tracking)
+        cfg = resume_config(args.gan, checkpoint, overrides)
+        print(f"resuming {cfg.tracking.run_id or 'as a new run'} from {checkpoint}")
+    else:
+        cfg = load(args.gan, args.config, overrides)
+    outcome = train(cfg, address=args.address, progress=not args.no_progress, verbose=args.verbose,
+                    resume_from=str(checkpoint) if checkpoint else None)
     shown = {k: round(v, 4) for k, v in outcome.metrics.items() if k.startswith(("loss/", "perf/images"))}
     print(f"finished: MLflow run {outcome.run_id} {shown}")
     print(f"browse it: {ui_hint(outcome.tracking)}")

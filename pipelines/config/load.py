@@ -151,10 +151,14 @@ def load(gan: str, config_file: str | None = None, overrides: Iterable[str] = ()
     if config_file:
         tree = _deep_merge(tree, _yaml_file(config_file))
         tree["gan"] = gan
+    return build(apply_overrides(tree, overrides))
+
+
+def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     for text in overrides:
         path, value = parse_override(text)
         set_dotted(tree, path, value)
-    return build(tree)
+    return tree
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:

@@ -117,6 +117,7 @@ class TrackingConfig:
     experiment: str = ""  # "" = ganforge-<gan>
     run_name: str = ""  # "" = <gan>-<data>-<time>
     artifact_root: str = ""  # for a local store; "" = ./mlartifacts
+    run_id: str = ""  # set by ganforge: the MLflow run the job writes to (a resume continues it)
 
 
 @dataclass

@@ -51,6 +51,13 @@ def start_run(cfg: TrackingConfig, gan: str, params: dict[str, Any], tags: dict[
     return run.info.run_id
 
 
+def reopen_run(cfg: TrackingConfig, run_id: str, tags: dict[str, str]) -> None:
+    """Mark a finished or failed run RUNNING again: a resume keeps writing to it."""
+    client = MlflowClient(cfg.uri)
+    client.update_run(run_id, status="RUNNING")
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+
 def end_run(cfg: TrackingConfig, run_id: str, status: str, reason: str = "") -> None:
     client = MlflowClient(cfg.uri)
     if reason:

@@ -4,6 +4,7 @@ Paths are made absolute here, in the driver, because Ray workers run in other di
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -32,7 +33,7 @@ def resolve(cfg: TrackingConfig, workdir: Path | None = None) -> TrackingConfig:
     artifact_root = cfg.artifact_root
     if not artifact_root and is_local(uri):
         artifact_root = (workdir / ARTIFACT_DIR).as_uri()
-    return TrackingConfig(uri=uri, experiment=cfg.experiment, run_name=cfg.run_name, artifact_root=artifact_root)
+    return dataclasses.replace(cfg, uri=uri, artifact_root=artifact_root)
 
 
 def ui_command(cfg: TrackingConfig, port: int = 5000) -> list[str]:

@@ -22,8 +22,9 @@ from pipelines.data.batches import resolve_domains
 from pipelines.data.loader import StreamSpec, readers
 from pipelines.data.manifest import DataError, read_dataset
 from pipelines.tracking import store
-from pipelines.tracking.runs import end_run, git_commit, start_run
+from pipelines.tracking.runs import end_run, git_commit, reopen_run, start_run
 from pipelines.train.guard import Diverged
+from pipelines.train.resume import STORAGE_TAG
 
 
 class TrainingFailed(RuntimeError):
@@ -125,7 +126,7 @@ class Progress:
         self.bar.close()
 
 
-def _trainer(cfg: RunConfig, loop_config: dict[str, Any]):
+def _trainer(cfg: RunConfig, loop_config: dict[str, Any], name: str):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -140,7 +141,7 @@ def _trainer(cfg: RunConfig, loop_config: dict[str, Any]):
                                                            **({"GPU": 1} if train.use_gpu else {})}),
         torch_config=TorchConfig(backend="nccl" if train.use_gpu else "gloo"),
         run_config=RayRunConfig(
-            name=f"ganforge-{loop_config['run_id']}",
+            name=name,
             storage_path=train.storage_path,
             checkpoint_config=CheckpointConfig(num_to_keep=train.keep_checkpoints),
             failure_config=FailureConfig(max_failures=train.max_failures),
@@ -148,18 +149,44 @@ def _trainer(cfg: RunConfig, loop_config: dict[str, Any]):
     )
 
 
-def train(cfg: RunConfig, address: str | None = None, progress: bool = True, verbose: bool = False) -> TrainOutcome:
+def _open_run(cfg: RunConfig, resume_from: str | None) -> RunConfig:
+    """A new MLflow run, or for a resume the run being continued, reopened; the returned
+    config names it (``tracking.run_id``), so workers and checkpoints know it too."""
+    storage = {STORAGE_TAG: cfg.train.storage_path}  # where `--resume RUN_ID` finds checkpoints
+    if cfg.tracking.run_id:
+        reopen_run(cfg.tracking, cfg.tracking.run_id, {**storage, "ganforge.resumed_from": str(resume_from)})
+        return cfg
+    commit = git_commit()
+    tags = {"gan": cfg.gan, "data": cfg.data.path, "workers": str(cfg.train.workers),
+            "git_commit": commit, "mlflow.source.git.commit": commit, **storage}
+    params = {k: v for k, v in flatten(to_dict(cfg)).items() if k != "tracking.run_id"}
+    run_id = start_run(cfg.tracking, cfg.gan, params, tags)
+    return dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id))
+
+
+def _fail(cfg: RunConfig, run_id: str, exc: BaseException) -> BaseException:
+    """End the MLflow run as FAILED (or KILLED) and return the error the caller should see."""
+    user_error = worker_user_error(exc)
+    end_run(cfg.tracking, run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", str(user_error or exc))
+    if user_error is not None:
+        return user_error
+    if isinstance(exc, Exception) and type(exc).__module__.startswith("ray"):
+        return TrainingFailed(f"training run {run_id} failed: {exc}")
+    return exc
+
+
+def train(cfg: RunConfig, address: str | None = None, progress: bool = True, verbose: bool = False,
+          resume_from: str | None = None) -> TrainOutcome:
+    """Run a training job; ``resume_from`` (a checkpoint folder) continues the run that
+    ``cfg.tracking.run_id`` names, or starts a new run from the checkpoint if none is named."""
     check_data(cfg)
     check_eval(cfg)
     if cfg.train.amp == "fp16" and not cfg.train.use_gpu:
         warnings.warn("train.amp=fp16 on CPU is emulated and many times slower; use train.amp=bf16 on CPU",
                       stacklevel=2)
-    cfg = resolved(cfg)
-    tree = to_dict(cfg)
-    commit = git_commit()
-    tags = {"gan": cfg.gan, "data": cfg.data.path, "workers": str(cfg.train.workers),
-            "git_commit": commit, "mlflow.source.git.commit": commit}
-    run_id = start_run(cfg.tracking, cfg.gan, flatten(tree), tags)
+    cfg = _open_run(resolved(cfg), resume_from)
+    run_id = cfg.tracking.run_id
+    name = f"ganforge-{run_id}" + (f"-resume-{time.strftime('%m%d-%H%M%S')}" if resume_from else "")
     bar = None
     try:
         connect(address, verbose=verbose)
@@ -167,16 +194,13 @@ def train(cfg: RunConfig, address: str | None = None, progress: bool = True, ver
 
         queue = Queue(maxsize=1000, actor_options={"num_cpus": 0})  # must not take a worker's CPU
         bar = Progress(queue, cfg.train.steps, progress)
-        result = _trainer(cfg, {"config": tree, "run_id": run_id, "progress": queue}).fit()
+        loop_config = {"config": to_dict(cfg), "run_id": run_id, "progress": queue, "resume_from": resume_from}
+        result = _trainer(cfg, loop_config, name).fit()
     except BaseException as exc:
-        user_error = worker_user_error(exc)
-        end_run(cfg.tracking, run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED",
-                str(user_error or exc))
-        if user_error is not None:
-            raise user_error from exc
-        if isinstance(exc, Exception) and type(exc).__module__.startswith("ray"):
-            raise TrainingFailed(f"training run {run_id} failed: {exc}") from exc
-        raise
+        error = _fail(cfg, run_id, exc)
+        if error is exc:
+            raise
+        raise error from exc
     finally:
         if bar is not None:
             bar.close()

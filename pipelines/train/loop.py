@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from itertools import islice
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
@@ -78,15 +79,25 @@ class Meter:
 
 
 def seed_rank(seed: int, rank: int, step: int) -> None:
-    """Different noise on every rank, reproducible from (seed, rank, step) after a resume."""
+    """Different noise on every rank, and the same at a given step after a resume: the loop
+    reseeds before every step, so no RNG state needs saving (whatever the worker count)."""
     torch.manual_seed(hash((seed, rank, step)) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
-def checkpoint_state(engine: Engine, epoch: int, cfg_tree: dict[str, Any]) -> dict[str, Any]:
+@dataclass
+class Position:
+    """Where the data stream is: the epoch, and the batches of it already trained on."""
+
+    epoch: int = 0
+    batch: int = 0
+
+
+def checkpoint_state(engine: Engine, position: Position, cfg_tree: dict[str, Any]) -> dict[str, Any]:
     if not engine.weights_finite():  # never a checkpoint that would resume into NaNs
         raise Diverged(f"diverged: non-finite weights at step {engine.step}; no checkpoint written")
     image = {"resolution": engine.gan.resolution, "channels": engine.gan.channels}  # to rebuild the nets
-    return {"engine": engine.state_dict(), "epoch": epoch, "config": cfg_tree, "image": image}
+    return {"engine": engine.state_dict(), "epoch": position.epoch, "batch": position.batch,
+            "config": cfg_tree, "image": image}
 
 
 def fixed_inputs(engine: Engine, data: Batches, n: int, seed: int) -> dict[str, torch.Tensor]:
@@ -95,48 +106,64 @@ def fixed_inputs(engine: Engine, data: Batches, n: int, seed: int) -> dict[str, 
     return engine.gan.fixed_inputs(n, torch.Generator().manual_seed(seed), reals)
 
 
+class _Counters:
+    """What the loop logs besides the GAN's own values."""
+
+    def __init__(self, step: int):
+        self.meter, self.skipped, self.padded = Meter(), 0, 0
+        self.tick, self.tick_step = time.perf_counter(), step
+
+    def metrics(self, engine: Engine, epoch: int, batch_size: int) -> dict[str, float]:
+        now, step = time.perf_counter(), engine.step
+        images = (step - self.tick_step) * batch_size * engine.world
+        out = {**self.meter.pop(), **engine.learning_rates(), "epoch": epoch,
+               "perf/images_per_sec": images / max(now - self.tick, 1e-9),
+               "perf/step_ms": 1e3 * (now - self.tick) / max(step - self.tick_step, 1),
+               "data/skipped": self.skipped, "data/padded": self.padded,
+               "train/nonfinite_steps": engine.guard.skipped}
+        self.tick, self.tick_step = time.perf_counter(), step
+        return out
+
+
+def _batches(data: Batches, position: Position, exact: bool) -> Iterator[dict]:
+    """Batches from ``position`` on, forever, advancing it. Resuming an exact epoch skips the
+    batches already trained on, so every sample is still seen once; resampled streams draw
+    with replacement and simply start afresh (a resumed run sees other, equally random data)."""
+    while True:
+        skip = position.batch if exact else 0
+        for raw in islice(data.epoch(position.epoch), skip, None):
+            position.batch += 1
+            yield raw
+        position.epoch, position.batch = position.epoch + 1, 0
+
+
 def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: Batches, hooks: Hooks,
-        rank: int = 0, start_epoch: int = 0, evaluator: Evaluate | None = None) -> dict[str, float]:
+        rank: int = 0, position: Position | None = None, evaluator: Evaluate | None = None) -> dict[str, float]:
     """Train until ``cfg.train.steps``; returns the last logged metrics (and evaluation's)."""
-    train = cfg.train
-    seed_rank(train.seed, rank, engine.step)
+    train, position = cfg.train, position or Position()
     fixed = fixed_inputs(engine, data, train.sample_count, train.seed) if hooks.chief else {}
-    meter, last = Meter(), {}
-    skipped = padded = 0
-    epoch = start_epoch
-    tick, tick_step = time.perf_counter(), engine.step
+    counters, last = _Counters(engine.step), {}
+    batches = _batches(data, position, exact=cfg.data.mode == "exact")
     while engine.step < train.steps:
-        for raw in data.epoch(epoch):
-            meter.add(engine.train_step(to_model_batch(raw, engine.device, cfg.data.hflip)))
-            skipped += raw["skipped"]
-            padded += raw["padded"]
-            step = engine.step
-            done = step >= train.steps
-            if step % train.log_every == 0 or done:
-                now = time.perf_counter()
-                images = (step - tick_step) * cfg.data.batch_size * engine.world
-                last = {**meter.pop(), **engine.learning_rates(), "epoch": epoch,
-                        "perf/images_per_sec": images / max(now - tick, 1e-9),
-                        "perf/step_ms": 1e3 * (now - tick) / max(step - tick_step, 1),
-                        "data/skipped": skipped, "data/padded": padded,
-                        "train/nonfinite_steps": engine.guard.skipped}
-                hooks.on_log(step, last)
-                tick, tick_step = time.perf_counter(), step
-            hook_start = time.perf_counter()
-            if hooks.chief and (step % train.sample_every == 0 or done):
-                hooks.on_samples(step, engine.sample_grid(fixed))
-            if evaluator is not None and cfg.eval.every and (step % cfg.eval.every == 0 or done):
-                evaluated = evaluator(engine.sampling_nets())  # a collective: every rank calls it
-                last.update(evaluated)
-                hooks.on_eval(step, evaluated)
-            if step % train.checkpoint_every == 0 or done:
-                state = checkpoint_state(engine, epoch, cfg_tree) if hooks.chief else None
-                hooks.on_checkpoint(step, state, final=done)
-            tick += time.perf_counter() - hook_start  # throughput counts training, not hooks
-            if done:
-                break
-        else:
-            epoch += 1
-            continue
-        break
+        raw = next(batches)
+        # After fetching: starting a DataLoader draws from the global RNG, and a resumed run
+        # starts one at a step where the uninterrupted run did not.
+        seed_rank(train.seed, rank, engine.step)
+        counters.meter.add(engine.train_step(to_model_batch(raw, engine.device, cfg.data.hflip)))
+        counters.skipped, counters.padded = counters.skipped + raw["skipped"], counters.padded + raw["padded"]
+        step, done = engine.step, engine.step >= train.steps
+        if step % train.log_every == 0 or done:
+            last = counters.metrics(engine, position.epoch, cfg.data.batch_size)
+            hooks.on_log(step, last)
+        hook_start = time.perf_counter()
+        if hooks.chief and (step % train.sample_every == 0 or done):
+            hooks.on_samples(step, engine.sample_grid(fixed))
+        if evaluator is not None and cfg.eval.every and (step % cfg.eval.every == 0 or done):
+            evaluated = evaluator(engine.sampling_nets())  # a collective: every rank calls it
+            last.update(evaluated)
+            hooks.on_eval(step, evaluated)
+        if step % train.checkpoint_every == 0 or done:
+            state = checkpoint_state(engine, position, cfg_tree) if hooks.chief else None
+            hooks.on_checkpoint(step, state, final=done)
+        counters.tick += time.perf_counter() - hook_start  # throughput counts training, not hooks
     return last

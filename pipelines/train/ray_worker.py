@@ -76,6 +76,21 @@ class RayHooks:
             self.logger.artifacts(folder, "generator")
 
 
+def _restore(engine: Engine, resume_from: str | None, device: torch.device) -> loop.Position:
+    """Ray's checkpoint when this worker group restarts after a failure; else the checkpoint
+    that `ganforge train --resume` named; else a fresh start."""
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = load_checkpoint(folder, device)
+    elif resume_from:
+        state = load_checkpoint(resume_from, device)
+    else:
+        return loop.Position()
+    engine.load_state_dict(state["engine"])
+    return loop.Position(int(state["epoch"]), int(state.get("batch", 0)))
+
+
 def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     cfg_tree = loop_config["config"]
     cfg = build(cfg_tree)
@@ -86,14 +101,9 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
 
     dataset = read_dataset(cfg.data.path)
     gan = gan_core.get(cfg.gan)(cfg.model, dataset.resolution, dataset.channels)
+    torch.manual_seed(cfg.train.seed)  # the same initial weights for the same seed: runs are reproducible
     engine = Engine(gan, cfg.optim, cfg.train, device, cfg.data.batch_size)
-    start_epoch = 0
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = load_checkpoint(folder, device)
-        engine.load_state_dict(state["engine"])
-        start_epoch = int(state["epoch"])
+    position = _restore(engine, loop_config.get("resume_from"), device)
 
     spec = StreamSpec(rank=rank, world=world, mode=cfg.data.mode, seed=cfg.train.seed,
                       shuffle_buffer=cfg.data.shuffle_buffer, loader_workers=cfg.data.loader_workers)
@@ -112,7 +122,7 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
         logger.tags({"ganforge.eval_extractor": evaluator.suite.name,
                      "ganforge.eval_reference": split_of(dataset, next(iter(domains.values())))[1]})
     try:
-        return loop.run(cfg, cfg_tree, engine, data, hooks, rank=rank, start_epoch=start_epoch, evaluator=evaluator)
+        return loop.run(cfg, cfg_tree, engine, data, hooks, rank=rank, position=position, evaluator=evaluator)
     finally:
         if logger is not None:
             logger.flush()
