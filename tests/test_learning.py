@@ -30,8 +30,10 @@ UNCONDITIONAL = {
                        "data.batch_size=8"], 0.5),
 }
 TRANSLATION = {
-    "cyclegan": (600, ["model.ngf=16", "model.ndf=16", "model.n_blocks=2", "model.d_layers=2", "data.batch_size=4",
-                       "optim.lr_g=6e-4", "optim.lr_d=6e-4", "optim.lr_decay_from=1",
+    # Checked over seeds 0-2 (L1 0.30-0.39 against 1.22 untranslated); batch 4 without the
+    # decay failed for one seed in three, so this is no knife-edge.
+    "cyclegan": (600, ["model.ngf=16", "model.ndf=16", "model.n_blocks=2", "model.d_layers=2", "data.batch_size=8",
+                       "optim.lr_g=6e-4", "optim.lr_d=6e-4", "optim.lr_decay_from=0.5",
                        # an identity loss fights a mapping that changes every pixel
                        "model.lambda_identity=0"]),
     "discogan": (600, ["model.ngf=16", "model.ndf=16", "data.batch_size=16"]),

@@ -107,6 +107,14 @@ def test_missing_or_foreign_folders_fail_clearly(tmp_path):
         read_dataset(tmp_path)
 
 
+def test_a_shard_listed_in_the_manifest_but_missing_fails_clearly(digit_shards, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(digit_shards, copy)
+    (copy / "image-000003.tar").unlink()
+    with pytest.raises(DataError, match=r"1 shard file\(s\) listed in the manifest are missing, e.g. .*image-000003.tar"):
+        read_dataset(copy)
+
+
 @pytest.mark.parametrize("mode", ["resampled", "exact"])
 def test_shards_without_a_single_image_fail_instead_of_hanging(digit_shards, tmp_path, mode):
     garbage = tmp_path / "garbage"

@@ -15,7 +15,7 @@ from pipelines.train.guard import Diverged
 
 # Problems a user fixes by changing the command: one line, no traceback. Anything else is a
 # bug and keeps its traceback.
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ConnectionError)
 
 
 def parser() -> argparse.ArgumentParser:

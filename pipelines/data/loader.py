@@ -254,7 +254,8 @@ def read_images(shards: DomainShards, n: int, resolution: int, channels: int) ->
         if len(images) == n:
             break
     if not images:
-        raise DataError(f"{shards.name!r} holds no decodable image")
+        raise DataError(f"{shards.name!r} ({len(shards.urls)} shards from {shards.urls[0]}) holds no decodable "
+                        f"image; are these shards written by `ganforge data shard`?")
     return torch.from_numpy(np.stack(images)), names
 
 

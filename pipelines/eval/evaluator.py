@@ -88,7 +88,7 @@ class Evaluator:
             return self.gan.generate(nets, count, torch.Generator().manual_seed(self.seed * 1_000_003 + start))
 
         fake = self._gathered(produce, self.samples)
-        return {f"eval/{k}": v for k, v in self._compare(self.reference("image"), *fake).items()}
+        return {f"eval/{k}": v for k, v in self._compare("image", *fake).items()}
 
     def _translation(self, nets: dict[str, nn.Module]) -> dict[str, float]:
         result: dict[str, float] = {}
@@ -101,7 +101,7 @@ class Evaluator:
                 return self.gan.translate(nets, to_float(inputs[index]).to(device), direction)
 
             fake = self._gathered(produce, len(inputs))
-            for key, value in self._compare(self.reference(dst), *fake).items():
+            for key, value in self._compare(dst, *fake).items():
                 result[f"eval/{direction}/{key}"] = value
         for key in {k.split("/", 2)[2] for k in result}:
             result[f"eval/{key}"] = (result[f"eval/AtoB/{key}"] + result[f"eval/BtoA/{key}"]) / 2
@@ -126,10 +126,10 @@ class Evaluator:
         rows = rows.view(self.world, per_rank, self.batch_size, *rows.shape[1:]).transpose(0, 1)
         return rows.reshape(-1, *rows.shape[3:])[:total]
 
-    def _compare(self, ref: Reference, fake_images: torch.Tensor, fake_features: torch.Tensor) -> dict[str, float]:
-        if self.rank != 0:
+    def _compare(self, key: str, fake_images: torch.Tensor, fake_features: torch.Tensor) -> dict[str, float]:
+        if self.rank != 0:  # only rank 0 reads the reference it is compared with
             return {}
-        ref = add_features(ref, self.dataset, self.suite)
+        ref = add_features(self.reference(key), self.dataset, self.suite)
         return self.suite.compare(ref.features, fake_features, to_float(ref.images), to_float(fake_images))
 
 

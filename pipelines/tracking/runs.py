@@ -4,11 +4,16 @@ the run's lifetime, so restarted workers keep writing to the same run."""
 
 from __future__ import annotations
 
+import collections
 import getpass
+import os
 import subprocess
+import threading
 import time
+import urllib.request
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -59,37 +64,109 @@ def reopen_run(cfg: TrackingConfig, run_id: str, tags: dict[str, str]) -> None:
 
 
 def end_run(cfg: TrackingConfig, run_id: str, status: str, reason: str = "") -> None:
+    """Mark the run ended; if the store is unreachable by now, warn instead of failing the
+    job (its checkpoints are in Ray Train's storage either way)."""
     client = MlflowClient(cfg.uri)
-    if reason:
-        client.set_tag(run_id, "ganforge.end_reason", reason[:4000])
-    client.set_terminated(run_id, status=status)
+    try:
+        if reason:
+            client.set_tag(run_id, "ganforge.end_reason", reason[:4000])
+        client.set_terminated(run_id, status=status)
+    except Exception as exc:
+        warnings.warn(f"could not mark MLflow run {run_id} {status} ({type(exc).__name__}: {exc})", stacklevel=2)
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """A tracking server must answer before any worker starts (MLflow's own client would
+    retry for minutes); local stores need no check."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
+            response.read()
+    except OSError as exc:
+        raise ConnectionError(f"MLflow tracking server {uri} is not reachable ({exc}); start it, "
+                              f"or leave tracking.uri empty for the local store") from exc
 
 
 class RunLogger:
-    """Rank 0's writer to an existing run. Metrics and images go asynchronously so the
-    training step does not wait on the store; ``flush`` waits for all of them."""
+    """Rank 0's writer to an existing run. Metrics and images go through a background thread
+    so the training step never waits on the store; when the store is unreachable they stay
+    queued (oldest first) and are retried, with a warning, instead of failing the run.
+    ``flush`` waits for the queue, up to a timeout."""
+
+    RETRY_SECONDS = 5.0
+    MAX_QUEUED = 100_000  # log calls kept while the store is away; the oldest go first beyond
 
     def __init__(self, uri: str, run_id: str):
         quiet_mlflow_logs()
+        # Fail fast inside MLflow's client (it would retry for minutes); this class retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         self.client, self.run_id = MlflowClient(uri), run_id
-        self._pending: list[Any] = []
+        self._queue: collections.deque[Callable[[], None]] = collections.deque(maxlen=self.MAX_QUEUED)
+        self._wake = threading.Condition()
+        self._outage = False
+        self._thread = threading.Thread(target=self._drain, name="ganforge-mlflow", daemon=True)
+        self._thread.start()
+
+    def _submit(self, call: Callable[[], None]) -> None:
+        with self._wake:
+            self._queue.append(call)
+            self._wake.notify()
+
+    def _drain(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue:
+                    self._wake.wait()
+                call = self._queue[0]
+            try:
+                call()
+            except Exception as exc:  # the store is away: keep the call, try again later
+                if not self._outage:
+                    warnings.warn(f"MLflow is unreachable ({type(exc).__name__}); training goes on and "
+                                  f"tracking calls are queued for retry", stacklevel=1)
+                self._outage = True
+                time.sleep(self.RETRY_SECONDS)
+                continue
+            if self._outage:
+                warnings.warn("MLflow is reachable again; queued tracking calls are being sent", stacklevel=1)
+                self._outage = False
+            with self._wake:
+                self._queue.popleft()
+                self._wake.notify_all()
+
+    @property
+    def outage(self) -> bool:
+        return self._outage
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
-        self._pending.append(self.client.log_batch(self.run_id, metrics=metrics, synchronous=False))
+        self._submit(lambda: self.client.log_batch(self.run_id, metrics=metrics))
 
     def image(self, step: int, image: Image.Image, key: str = "samples") -> None:
-        self.client.log_image(self.run_id, image, key=key, step=step)
+        self._submit(lambda: self.client.log_image(self.run_id, image, key=key, step=step))
 
     def artifacts(self, folder: str | Path, artifact_path: str) -> None:
-        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+        """Synchronous (the folder may be temporary); a failure is a warning, not a crash."""
+        try:
+            self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+        except Exception as exc:
+            warnings.warn(f"could not upload {artifact_path} to MLflow ({exc}); Ray Train's checkpoints "
+                          f"keep it", stacklevel=2)
 
     def tags(self, tags: dict[str, str]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        items = [RunTag(k, v) for k, v in tags.items()]
+        self._submit(lambda: self.client.log_batch(self.run_id, tags=items))
 
-    def flush(self) -> None:
-        for op in self._pending:
-            if op is not None:
-                op.wait()
-        self._pending.clear()
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Wait until every queued call is sent; False if the store stayed away too long."""
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            while self._queue and time.monotonic() < deadline:
+                self._wake.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            left = len(self._queue)
+        if left:
+            warnings.warn(f"{left} MLflow calls could not be sent before the timeout", stacklevel=2)
+        return not left

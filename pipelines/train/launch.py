@@ -22,7 +22,7 @@ from pipelines.data.batches import resolve_domains
 from pipelines.data.loader import StreamSpec, readers
 from pipelines.data.manifest import DataError, read_dataset
 from pipelines.tracking import store
-from pipelines.tracking.runs import end_run, git_commit, reopen_run, start_run
+from pipelines.tracking.runs import check_reachable, end_run, git_commit, reopen_run, start_run
 from pipelines.train.guard import Diverged
 from pipelines.train.resume import STORAGE_TAG
 
@@ -99,6 +99,7 @@ class Progress:
 
     def __init__(self, queue: Any, total: int, enabled: bool):
         self.queue, self.stop = queue, threading.Event()
+        self.outage = False
         self.bar = tqdm(total=total, desc="train", unit="step", disable=not enabled, dynamic_ncols=True)
         self.thread = threading.Thread(target=self._drain, daemon=True)
         self.thread.start()
@@ -114,11 +115,20 @@ class Progress:
             except Exception:  # the queue actor is gone: the job ended
                 return
             self.bar.update(step - self.bar.n)
+            self._report_outage(bool(metrics.get("tracking/outage")), step)
             self.bar.set_postfix({
                 "D": f"{metrics.get('loss/D', float('nan')):.3f}",
                 "G": f"{metrics.get('loss/G', float('nan')):.3f}",
                 "img/s": f"{metrics.get('perf/images_per_sec', 0):.0f}",
             }, refresh=False)
+
+    def _report_outage(self, outage: bool, step: int) -> None:
+        if outage and not self.outage:
+            warnings.warn(f"MLflow became unreachable at step {step}: training and checkpoints go on, "
+                          "metrics and images are queued and retried", stacklevel=1)
+        elif self.outage and not outage:
+            warnings.warn(f"MLflow is reachable again at step {step}; queued metrics are being sent", stacklevel=1)
+        self.outage = outage
 
     def close(self) -> None:
         self.stop.set()
@@ -181,6 +191,7 @@ def train(cfg: RunConfig, address: str | None = None, progress: bool = True, ver
     ``cfg.tracking.run_id`` names, or starts a new run from the checkpoint if none is named."""
     check_data(cfg)
     check_eval(cfg)
+    check_reachable(store.resolve(cfg.tracking).uri)
     if cfg.train.amp == "fp16" and not cfg.train.use_gpu:
         warnings.warn("train.amp=fp16 on CPU is emulated and many times slower; use train.amp=bf16 on CPU",
                       stacklevel=2)

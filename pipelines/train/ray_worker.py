@@ -42,8 +42,8 @@ class RayHooks:
             return
         self.logger.metrics(step, metrics)
         if self.progress is not None:
-            try:
-                self.progress.put_nowait((step, metrics))
+            try:  # the driver warns in the terminal when MLflow is away
+                self.progress.put_nowait((step, {**metrics, "tracking/outage": float(self.logger.outage)}))
             except Exception:  # a full or gone queue must never stop training
                 pass
 
