@@ -146,3 +146,16 @@ def test_paired_domains_hold_out_the_same_names(tmp_path):
     assert len(names["A"]) == 5 and sorted(names["A"]) == sorted(names["B"])
     with pytest.raises(DataError, match="--holdout 20 leaves no training images in domain A"):
         write_shards({"A": tmp_path / "a", "B": tmp_path / "b"}, tmp_path / "x", ShardOptions(size=16, holdout=20, progress=False))
+
+
+def test_an_empty_folder_or_an_empty_shard_list_fails_clearly(tmp_path, digits_dir, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["data", "shard", "--src", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "no images (.png, .jpg, .jpeg, .webp) found under" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    write_shards({"image": digits_dir}, tmp_path / "s", ShardOptions(size=16, channels="L", progress=False))
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    manifest["domains"]["image"]["shards"] = []
+    (tmp_path / "s" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="domain 'image' has no shards"):
+        read_dataset(tmp_path / "s")

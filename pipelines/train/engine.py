@@ -112,7 +112,7 @@ class Engine:
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):
                 result = self.gan.compute(phase.name, self.nets, batch, self.step)
-                group.optimizer.zero_grad(set_to_none=True)
+            group.optimizer.zero_grad(set_to_none=True)
             group.scaler.scale(result.loss).backward()
         group.scaler.unscale_(group.optimizer)  # so the guard sees true gradients (a no-op without fp16)
         grads = [p.grad for g in group.optimizer.param_groups for p in g["params"] if p.grad is not None]
