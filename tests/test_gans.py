@@ -2,13 +2,12 @@
 stay finite, checkpoints round-trip bitwise (GAN state included), sample grids and
 generation/translation have the documented shapes, and DDP keeps two real gloo ranks identical."""
 
-import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from spawn_helpers import free_port, init_gloo
 from tiny import TINY, tiny_batch, tiny_engine
 
 import gan_core
@@ -122,15 +121,9 @@ def test_generate_or_translate(name):
             gan.generate(nets, 3, torch.Generator())
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _ddp_worker(rank, world, port, name, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    init_gloo(rank, world, port)
     torch.set_num_threads(1)
     torch.manual_seed(100 + rank)  # different init per rank: DDP must broadcast rank 0's
     engine = tiny_engine(name)
@@ -147,6 +140,6 @@ def _ddp_worker(rank, world, port, name, out):
 @pytest.mark.parametrize("name", GANS)
 def test_ddp_keeps_ranks_identical_through_every_phase(name, tmp_path):
     out = tmp_path / "result.pt"
-    mp.spawn(_ddp_worker, args=(2, _free_port(), name, str(out)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, free_port(), name, str(out)), nprocs=2, join=True)
     assert torch.load(out, weights_only=True)["same"], "ranks diverged: some phase skipped the all-reduce"
 

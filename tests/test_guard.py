@@ -2,13 +2,12 @@
 untouched) and is counted; K in a row end the run as diverged; no checkpoint is written
 from non-finite weights; under DDP a NaN on one rank makes every rank skip."""
 
-import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from spawn_helpers import free_port, init_gloo
 from tiny import tiny_batch, tiny_engine
 
 from pipelines.config import load, to_dict
@@ -65,15 +64,9 @@ def test_no_checkpoint_from_non_finite_weights():
         checkpoint_state(engine, Position(), cfg)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _rank(rank, world, port, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    init_gloo(rank, world, port)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     engine = tiny_engine("lsgan")
@@ -90,7 +83,7 @@ def _rank(rank, world, port, out):
 
 
 def test_under_ddp_a_nan_on_one_rank_makes_every_rank_skip(tmp_path):
-    mp.spawn(_rank, args=(2, _free_port(), str(tmp_path / "r")), nprocs=2, join=True)
+    mp.spawn(_rank, args=(2, free_port(), str(tmp_path / "r")), nprocs=2, join=True)
     results = [torch.load(tmp_path / f"r-{r}.pt", weights_only=True) for r in (0, 1)]
     assert [r["skipped"] for r in results] == [1, 1]
     assert all(r["same"] and r["finite"] for r in results)

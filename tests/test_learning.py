@@ -7,14 +7,13 @@ process (the Ray wrapper is tested end to end elsewhere).
   G_AB's translations of unseen crops come clearly closer to their true inverses than the
   untranslated input and than a constant grey guess."""
 
-import contextlib
-
 import pytest
 import torch
 from conftest import invert
 
 import gan_core
 from gan_core.metrics import sliced_wasserstein_distance
+from gan_core.nets.modes import eval_mode
 from pipelines.config import load, to_dict
 from pipelines.data.batches import Batches
 from pipelines.data.demo import photo_crops
@@ -50,19 +49,6 @@ def _train(name, steps, overrides, shards, domains):
     return engine, lambda: loop.run(cfg, to_dict(cfg), engine, data, loop.CollectingHooks())
 
 
-@contextlib.contextmanager
-def _eval(engine):
-    """Sampling nets in eval mode, put back in train mode after (BatchNorm trains otherwise)."""
-    nets = engine.sampling_nets()
-    for net in nets.values():
-        net.eval()
-    try:
-        yield nets
-    finally:
-        for net in nets.values():
-            net.train()
-
-
 @pytest.mark.parametrize("name", sorted(UNCONDITIONAL))
 def test_unconditional_gan_learns_the_digit_distribution(name, digit_shards):
     steps, overrides, bound = UNCONDITIONAL[name]
@@ -71,7 +57,7 @@ def test_unconditional_gan_learns_the_digit_distribution(name, digit_shards):
                                  16, 1, 500).epoch(0)))["image"].float() / 127.5 - 1
 
     def swd():
-        with _eval(engine) as nets:
+        with eval_mode(engine.sampling_nets()) as nets:
             fake = engine.gan.generate(nets, len(real), torch.Generator().manual_seed(99))
         return sliced_wasserstein_distance(real, fake)["swd"]
 
@@ -90,7 +76,7 @@ def test_translation_gan_learns_an_unpaired_pixel_mapping(name, inverted_photo_s
     truth = torch.from_numpy(invert(test.numpy())).float() / 127.5 - 1
     test = test.float() / 127.5 - 1
     train()
-    with _eval(engine) as nets:
+    with eval_mode(engine.sampling_nets()) as nets:
         translated = engine.gan.translate(nets, test, "AtoB")
     l1 = (translated - truth).abs().mean().item()
     untranslated, grey = (test - truth).abs().mean().item(), truth.abs().mean().item()

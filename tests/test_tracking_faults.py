@@ -5,7 +5,6 @@ reach the server once it is back."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +12,7 @@ import time
 import urllib.request
 
 import pytest
+from spawn_helpers import free_port
 from mlflow import MlflowClient
 
 from pipelines.config import load
@@ -21,11 +21,6 @@ from pipelines.train.launch import train
 
 pytestmark = pytest.mark.slow
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start_server(tmp_path, port):
@@ -57,7 +52,7 @@ def _cfg(shards, tmp_path, uri, steps):
 
 
 def test_an_unreachable_server_stops_the_job_before_ray_starts(digit_shards, tmp_path):
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     start = time.time()
     with pytest.raises(ConnectionError, match="MLflow tracking server .* is not reachable"):
         train(_cfg(digit_shards, tmp_path, uri, 10), progress=False)
@@ -65,7 +60,7 @@ def test_an_unreachable_server_stops_the_job_before_ray_starts(digit_shards, tmp
 
 
 def test_a_server_outage_mid_run_does_not_stop_training(digit_shards, ray_local, tmp_path):
-    port = _free_port()
+    port = free_port()
     uri = f"http://127.0.0.1:{port}"
     server = _start_server(tmp_path, port)
     cfg = _cfg(digit_shards, tmp_path, uri, 1200)

@@ -2,25 +2,20 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
+from spawn_helpers import free_port
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_ui_serves_the_store_on_loopback(tmp_path):
-    port = _free_port()
+    port = free_port()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     server = subprocess.Popen([sys.executable, "-m", "pipelines.cli.main", "ui", "--port", str(port),
                                "--tracking-uri", uri], cwd=tmp_path, stdout=subprocess.DEVNULL,

@@ -21,6 +21,7 @@ from torch import nn
 
 from gan_core.interface import GAN
 from gan_core.metrics import MetricSuite, make_suite
+from gan_core.nets.modes import eval_mode
 from pipelines.config.schema import RunConfig
 from pipelines.data.manifest import Dataset
 from pipelines.eval.reference import Reference, add_features, load_reference, to_float
@@ -71,14 +72,8 @@ class Evaluator:
     @torch.no_grad()
     def __call__(self, nets: dict[str, nn.Module]) -> dict[str, float]:
         start = time.perf_counter()
-        modes = {name: net.training for name, net in nets.items()}
-        for net in nets.values():
-            net.eval()
-        try:
+        with eval_mode(nets):
             result = self._unconditional(nets) if self.gan.domains == ("image",) else self._translation(nets)
-        finally:
-            for name, net in nets.items():
-                net.train(modes[name])
         result = broadcast(result)
         result["eval/seconds"] = time.perf_counter() - start
         return result

@@ -11,19 +11,19 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from pipelines.data.images import BadImage, decode_png, prepare_image
+from pipelines.data.images import CHANNEL_MODES, BadImage, decode_png, prepare_image
 from pipelines.data.manifest import DataError
 from pipelines.data.shard import list_images
 from pipelines.data.staging import staged_folder
 from pipelines.inference.model import Trained
 
-CHANNEL_MODES = {1: "L", 3: "RGB"}
+MODES = {count: mode for mode, count in CHANNEL_MODES.items()}  # 1 -> "L", 3 -> "RGB"
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:
     """(C, H, W) in [-1, 1] -> 8-bit image."""
     array = ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array, CHANNEL_MODES[array.shape[2]])
+    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array, MODES[array.shape[2]])
 
 
 def sample_images(trained: Trained, n: int, out: Path, batch_size: int = 64, seed: int = 0,
@@ -48,7 +48,7 @@ class TranslateReport:
 
 
 def _load(path: Path, size: int, channels: int) -> np.ndarray:
-    mode = CHANNEL_MODES[channels]
+    mode = MODES[channels]
     return decode_png(prepare_image(path, size, mode), size, channels)
 
 

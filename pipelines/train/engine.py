@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gan_core.interface import GAN, Phase, check_phases
+from gan_core.nets.modes import eval_mode
 from pipelines.config.schema import OptimConfig, TrainConfig
 from pipelines.train.guard import NonFiniteGuard, all_finite
 
@@ -177,16 +178,9 @@ class Engine:
 
     @torch.no_grad()
     def sample_grid(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        nets = self.sampling_nets()
-        modes = {name: net.training for name, net in nets.items()}
-        for net in nets.values():
-            net.eval()
-        try:
+        with eval_mode(self.sampling_nets()) as nets:
             inputs = {k: v.to(self.device) for k, v in inputs.items()}
             return self.gan.sample_grid(nets, inputs).float().cpu()
-        finally:
-            for name, net in nets.items():
-                net.train(modes[name])
 
     # --- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
