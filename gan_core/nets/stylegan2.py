@@ -176,6 +176,8 @@ class StyleGenerator(nn.Module):
                 noise_mode: str | None = None, return_ws: bool = False):
         """Images in about [-1, 1]. Noise is random in training and fixed in eval mode, so
         sample grids of fixed latents are comparable across steps."""
+        # w_avg follows every training-mode forward (NVlabs updates it in D's phase only; the
+        # average it converges to is the same).
         ws = self.mapping(z, truncation_psi, update_w_avg=self.training)
         ws = self.mix_styles(z, ws, mixing) if self.training else ws
         img = self.synthesis(ws, noise_mode or ("random" if self.training else "const"))
