@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 
 import torch.distributed as dist
@@ -14,6 +13,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def init_gloo(rank: int, world: int, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def init_gloo(rank: int, world: int, rendezvous: str) -> None:
+    """Meet through a file, not a port picked in advance: two test runs on one machine
+    could pick the same free port between its release and the group's bind."""
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)

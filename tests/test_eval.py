@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from spawn_helpers import free_port, init_gloo
+from spawn_helpers import init_gloo
 from tiny import tiny_engine
 
 from gan_core.metrics import PixelFeatures
@@ -71,8 +71,8 @@ def test_an_untrained_generator_scores_worse_than_real_images(held_out_digits):
 
 
 
-def _rank(rank, world, port, name, shards, domains, out):
-    init_gloo(rank, world, port)
+def _rank(rank, world, rendezvous, name, shards, domains, out):
+    init_gloo(rank, world, rendezvous)
     torch.set_num_threads(1)
     torch.manual_seed(0)  # identical nets on both ranks (as DDP keeps them)
     engine, evaluator = _evaluator(name, shards, domains, samples=150, batch_size=16)
@@ -84,7 +84,7 @@ def _rank(rank, world, port, name, shards, domains, out):
 @pytest.mark.parametrize("name", ["lsgan", "cyclegan"])
 def test_two_ranks_give_the_single_process_value(name, held_out_digits, inverted_photo_shards, tmp_path):
     shards, domains = (held_out_digits, {"image": "image"}) if name == "lsgan" else (inverted_photo_shards, {"A": "A", "B": "B"})
-    mp.spawn(_rank, args=(2, free_port(), name, str(shards), domains, str(tmp_path / "r")), nprocs=2, join=True)
+    mp.spawn(_rank, args=(2, str(tmp_path / "rendezvous"), name, str(shards), domains, str(tmp_path / "r")), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"r-{r}.pt", weights_only=True) for r in (0, 1)]
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from spawn_helpers import free_port, init_gloo
+from spawn_helpers import init_gloo
 from tiny import TINY, tiny_batch, tiny_engine
 
 import gan_core
@@ -122,8 +122,8 @@ def test_generate_or_translate(name):
 
 
 
-def _ddp_worker(rank, world, port, name, out):
-    init_gloo(rank, world, port)
+def _ddp_worker(rank, world, rendezvous, name, out):
+    init_gloo(rank, world, rendezvous)
     torch.set_num_threads(1)
     torch.manual_seed(100 + rank)  # different init per rank: DDP must broadcast rank 0's
     engine = tiny_engine(name)
@@ -140,6 +140,6 @@ def _ddp_worker(rank, world, port, name, out):
 @pytest.mark.parametrize("name", GANS)
 def test_ddp_keeps_ranks_identical_through_every_phase(name, tmp_path):
     out = tmp_path / "result.pt"
-    mp.spawn(_ddp_worker, args=(2, free_port(), name, str(out)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "rendezvous"), name, str(out)), nprocs=2, join=True)
     assert torch.load(out, weights_only=True)["same"], "ranks diverged: some phase skipped the all-reduce"
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from spawn_helpers import free_port, init_gloo
+from spawn_helpers import init_gloo
 from tiny import tiny_batch, tiny_engine
 
 from pipelines.config import load, to_dict
@@ -65,8 +65,8 @@ def test_no_checkpoint_from_non_finite_weights():
 
 
 
-def _rank(rank, world, port, out):
-    init_gloo(rank, world, port)
+def _rank(rank, world, rendezvous, out):
+    init_gloo(rank, world, rendezvous)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     engine = tiny_engine("lsgan")
@@ -83,7 +83,7 @@ def _rank(rank, world, port, out):
 
 
 def test_under_ddp_a_nan_on_one_rank_makes_every_rank_skip(tmp_path):
-    mp.spawn(_rank, args=(2, free_port(), str(tmp_path / "r")), nprocs=2, join=True)
+    mp.spawn(_rank, args=(2, str(tmp_path / "rendezvous"), str(tmp_path / "r")), nprocs=2, join=True)
     results = [torch.load(tmp_path / f"r-{r}.pt", weights_only=True) for r in (0, 1)]
     assert [r["skipped"] for r in results] == [1, 1]
     assert all(r["same"] and r["finite"] for r in results)
