@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import socket
+from pathlib import Path
+from typing import Callable
 
+import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
 
 
 def free_port() -> int:
@@ -13,7 +18,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def init_gloo(rank: int, world: int, rendezvous: str) -> None:
-    """Meet through a file, not a port picked in advance: two test runs on one machine
-    could pick the same free port between its release and the group's bind."""
+def spawn_gloo(fn: Callable, world: int, workdir: Path, *args) -> None:
+    """Run `fn(rank, world, *args)` in `world` fresh processes joined in one gloo group."""
+    rendezvous = str(Path(workdir) / "rendezvous")
+    mp.spawn(_gloo_entry, args=(world, rendezvous, fn, args), nprocs=world, join=True)
+
+
+def _gloo_entry(rank: int, world: int, rendezvous: str, fn: Callable, args: tuple) -> None:
+    # Meet through a file, not a port picked in advance: two test runs on one machine could
+    # pick the same free port between its release and the group's bind.
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    fn(rank, world, *args)
+    # DDP reducers left for interpreter exit tear gloo's threads down in the wrong order and
+    # abort the process ("terminate called without an active exception"), one run in ten.
+    # Free them, wait for every rank, and only then destroy the group.
+    gc.collect()
+    dist.barrier()
+    dist.destroy_process_group()

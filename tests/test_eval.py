@@ -5,9 +5,7 @@ with paired L1/PSNR for translation."""
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-from spawn_helpers import init_gloo
+from spawn_helpers import spawn_gloo
 from tiny import tiny_engine
 
 from gan_core.metrics import PixelFeatures
@@ -71,20 +69,17 @@ def test_an_untrained_generator_scores_worse_than_real_images(held_out_digits):
 
 
 
-def _rank(rank, world, rendezvous, name, shards, domains, out):
-    init_gloo(rank, world, rendezvous)
-    torch.set_num_threads(1)
+def _rank(rank, world, name, shards, domains, out):
     torch.manual_seed(0)  # identical nets on both ranks (as DDP keeps them)
     engine, evaluator = _evaluator(name, shards, domains, samples=150, batch_size=16)
     result = evaluator(engine.sampling_nets())
     torch.save(result, f"{out}-{rank}.pt")
-    dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("name", ["lsgan", "cyclegan"])
 def test_two_ranks_give_the_single_process_value(name, held_out_digits, inverted_photo_shards, tmp_path):
     shards, domains = (held_out_digits, {"image": "image"}) if name == "lsgan" else (inverted_photo_shards, {"A": "A", "B": "B"})
-    mp.spawn(_rank, args=(2, str(tmp_path / "rendezvous"), name, str(shards), domains, str(tmp_path / "r")), nprocs=2, join=True)
+    spawn_gloo(_rank, 2, tmp_path, name, str(shards), domains, str(tmp_path / "r"))
     ranks = [torch.load(tmp_path / f"r-{r}.pt", weights_only=True) for r in (0, 1)]
     torch.set_num_threads(1)
     torch.manual_seed(0)

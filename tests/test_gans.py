@@ -6,8 +6,7 @@ generation/translation have the documented shapes, and DDP keeps two real gloo r
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from spawn_helpers import init_gloo
+from spawn_helpers import spawn_gloo
 from tiny import TINY, tiny_batch, tiny_engine
 
 import gan_core
@@ -122,9 +121,7 @@ def test_generate_or_translate(name):
 
 
 
-def _ddp_worker(rank, world, rendezvous, name, out):
-    init_gloo(rank, world, rendezvous)
-    torch.set_num_threads(1)
+def _ddp_worker(rank, world, name, out):
     torch.manual_seed(100 + rank)  # different init per rank: DDP must broadcast rank 0's
     engine = tiny_engine(name)
     for i in range(5):  # step 0 runs every phase, lazy regularisers included
@@ -134,12 +131,11 @@ def _ddp_worker(rank, world, rendezvous, name, out):
     dist.all_gather(gathered, flat)
     if rank == 0:
         torch.save({"same": all(torch.equal(gathered[0], g) for g in gathered)}, out)
-    dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("name", GANS)
 def test_ddp_keeps_ranks_identical_through_every_phase(name, tmp_path):
     out = tmp_path / "result.pt"
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "rendezvous"), name, str(out)), nprocs=2, join=True)
+    spawn_gloo(_ddp_worker, 2, tmp_path, name, str(out))
     assert torch.load(out, weights_only=True)["same"], "ranks diverged: some phase skipped the all-reduce"
 

@@ -6,8 +6,7 @@ from non-finite weights; under DDP a NaN on one rank makes every rank skip."""
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from spawn_helpers import init_gloo
+from spawn_helpers import spawn_gloo
 from tiny import tiny_batch, tiny_engine
 
 from pipelines.config import load, to_dict
@@ -65,9 +64,7 @@ def test_no_checkpoint_from_non_finite_weights():
 
 
 
-def _rank(rank, world, rendezvous, out):
-    init_gloo(rank, world, rendezvous)
-    torch.set_num_threads(1)
+def _rank(rank, world, out):
     torch.manual_seed(0)
     engine = tiny_engine("lsgan")
     if rank == 1:
@@ -79,11 +76,10 @@ def _rank(rank, world, rendezvous, out):
     dist.all_gather(gathered, flat)
     torch.save({"skipped": engine.guard.skipped, "same": torch.equal(gathered[0], gathered[1]),
                 "finite": bool(torch.isfinite(flat).all())}, f"{out}-{rank}.pt")
-    dist.destroy_process_group()
 
 
 def test_under_ddp_a_nan_on_one_rank_makes_every_rank_skip(tmp_path):
-    mp.spawn(_rank, args=(2, str(tmp_path / "rendezvous"), str(tmp_path / "r")), nprocs=2, join=True)
+    spawn_gloo(_rank, 2, tmp_path, str(tmp_path / "r"))
     results = [torch.load(tmp_path / f"r-{r}.pt", weights_only=True) for r in (0, 1)]
     assert [r["skipped"] for r in results] == [1, 1]
     assert all(r["same"] and r["finite"] for r in results)
