@@ -13,6 +13,9 @@ from pipelines.data.demo import photo_crops, write_digit_domains, write_digits
 from pipelines.data.shard import ShardOptions, write_shards
 
 os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
+# Ray Train's controller polls its workers every 2 s, and a report waits for the poll; tests
+# report every few steps. Set before the session's Ray starts, so its processes inherit it.
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
 
 
 @pytest.fixture(scope="session")

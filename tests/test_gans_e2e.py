@@ -40,7 +40,7 @@ def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, r
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = load(name, overrides=[
         f"data.path={digit_domain_shards}", "train.workers=2", "train.steps=12", "train.log_every=6",
-        "train.sample_every=6", "train.checkpoint_every=12", "train.sample_count=64", "eval.samples=128", *RUNS[name],
+        "train.sample_every=6", "train.checkpoint_every=12", "train.sample_count=64", "eval.samples=64", *RUNS[name],
         f"tracking.uri={uri}", f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
         f"train.storage_path={tmp_path / 'ray'}"])
     outcome = train(cfg, progress=False)
