@@ -9,13 +9,15 @@ GAN    ?= lsgan
 STEPS  ?= 1500
 DEMO   := data/demo
 
-.PHONY: install demo test test-fast clean-demo
+.PHONY: install demo test test-fast test-search clean-demo
 
+# --no-compile: byte-compiling every file of torch, Ray and MLflow takes longer than the
+# install itself; Python compiles the modules it really imports on first use instead.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q --no-compile "$(TORCH)"
+	$(BIN)/python -m pip install -q --no-compile -e ".[test]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -43,10 +45,14 @@ demo: $(if $(DATA_$(GAN)),$(DATA_$(GAN))/manifest.json,$(error GAN=$(GAN): choos
 	$(BIN)/ganforge train $(GAN) --data $(DATA_$(GAN)) --workers 2 --steps $(STEPS) --config pipelines/configs/demo/$(GAN).yaml
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not search"
 
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow"
+
+# Real Ray Tune searches of real Ray Train trials (about 2 minutes on 2 cores).
+test-search: $(BIN)/.installed
+	$(BIN)/python -m pytest -m search
 
 clean-demo:
 	rm -rf $(DEMO) mlflow.db mlartifacts ray_results

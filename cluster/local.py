@@ -7,6 +7,12 @@ from __future__ import annotations
 import logging
 import os
 
+# A Tune trial's own process (the driver of its Train run) takes one unit of this custom
+# resource instead of a CPU: with a CPU each, trial drivers would hold the CPUs their workers
+# wait for, and a small machine deadlocks. Clusters declare it on the head node (ray_cluster.yaml).
+TRIAL_RESOURCE = "ganforge_trial"
+LOCAL_TRIAL_SLOTS = 1024  # locally, concurrency is bounded by CPUs (see pipelines.tune.search)
+
 QUIET_ENV = {
     "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",  # keep worker prints out of Train's report stream
     "RAY_DEDUP_LOGS": "1",
@@ -28,7 +34,8 @@ def connect(address: str | None = None, num_cpus: int | None = None, verbose: bo
         # every start. Authentication stays on; only the notice is silenced.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs = {} if address else {"num_cpus": num_cpus, "include_dashboard": True, "dashboard_host": "127.0.0.1"}
+    kwargs = {} if address else {"num_cpus": num_cpus, "include_dashboard": True, "dashboard_host": "127.0.0.1",
+                                 "resources": {TRIAL_RESOURCE: LOCAL_TRIAL_SLOTS}}
     ray.init(
         address=address,
         logging_level=logging.INFO if verbose else logging.WARNING,

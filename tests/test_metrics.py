@@ -93,8 +93,11 @@ def test_without_weights_the_suite_reports_weights_free_metrics_under_their_own_
     noise = torch.rand_like(other) * 2 - 1
     same = suite.compare(suite.features(real), suite.features(other), real, other)
     far = suite.compare(suite.features(real), suite.features(noise), real, noise)
-    assert set(same) == {"swd", "kid_pixels", "kid_pixels_std"}  # no fid_* without Inception
+    assert set(same) == {"swd", "kid_pixels", "kid_pixels_std", "diversity"}  # no fid_* without Inception
     assert same["kid_pixels"] < far["kid_pixels"] and same["swd"] < far["swd"]
+    collapsed = other[:1].expand_as(other)  # one image, over and over: mode collapse
+    spread = suite.compare(suite.features(real), suite.features(collapsed), real, collapsed)["diversity"]
+    assert 0.8 < same["diversity"] < 1.25 and spread < 1e-6
 
 
 def test_with_weights_the_suite_reports_fid_and_kid_on_inception(tmp_path):

@@ -73,3 +73,14 @@ def kernel_distance(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.nda
         within = (k_aa.sum() - np.trace(k_aa) + k_bb.sum() - np.trace(k_bb)) / (m * (m - 1))
         estimates[i] = within - 2 * k_ab.mean()
     return float(estimates.mean()), float(estimates.std())
+
+
+def mean_pairwise_distance(features: torch.Tensor | np.ndarray, max_rows: int = 512) -> float:
+    """The average Euclidean distance between two samples of a set: its spread. A generator
+    that has collapsed onto a few modes has a far smaller spread than the data."""
+    x = torch.as_tensor(_as_numpy(features)[:max_rows])
+    if x.shape[0] < 2:
+        raise ValueError("a spread needs at least 2 samples")
+    distances = torch.cdist(x, x)
+    n = x.shape[0]
+    return float(distances.sum() / (n * (n - 1)))  # the diagonal is 0

@@ -1,7 +1,8 @@
 """Which metrics a run reports, named by the extractor behind them so no number is ever
 mislabelled: with the FID Inception weights, ``fid_inception``, ``kid_inception`` and ``swd``;
 without them, ``swd`` and ``kid_pixels`` (KID on downsampled pixels, which needs no
-weights), after one warning that says so."""
+weights), after one warning that says so. Every suite also reports ``diversity``: the spread
+of the generated features over that of the real ones (mode collapse drives it towards 0)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_core.metrics.distances import feature_statistics, frechet_distance, kernel_distance
+from gan_core.metrics.distances import feature_statistics, frechet_distance, kernel_distance, mean_pairwise_distance
 from gan_core.metrics.inception import WEIGHTS_ENV, load_fid_inception
 from gan_core.metrics.swd import sliced_wasserstein_distance
 
@@ -53,6 +54,8 @@ class MetricSuite:
         kid, kid_std = kernel_distance(real_features, fake_features, subsets=50,
                                        subset_size=min(1000, len(real_features), len(fake_features)))
         results[f"kid_{self.name}"], results[f"kid_{self.name}_std"] = kid, kid_std
+        # Spread of the samples relative to the data's: about 1 when healthy, near 0 on mode collapse.
+        results["diversity"] = mean_pairwise_distance(fake_features) / max(mean_pairwise_distance(real_features), 1e-12)
         if self.name == "inception":  # FID is only comparable to published numbers on Inception
             results["fid_inception"] = frechet_distance(*feature_statistics(real_features),
                                                         *feature_statistics(fake_features))

@@ -8,10 +8,11 @@ import sys
 import warnings
 
 import gan_core
-from pipelines.cli import data_cmd, evaluate_cmd, generate_cmd, train_cmd, ui_cmd
+from pipelines.cli import data_cmd, evaluate_cmd, generate_cmd, train_cmd, tune_cmd, ui_cmd
 from pipelines.config import ConfigError
 from pipelines.data.manifest import DataError
 from pipelines.train.guard import Diverged
+from pipelines.tune.errors import SearchInterrupted
 
 # Problems a user fixes by changing the command: one line, no traceback. Anything else is a
 # bug and keeps its traceback.
@@ -23,6 +24,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_cmd.add(sub)
     train_cmd.add(sub)
+    tune_cmd.add(sub)
     generate_cmd.add(sub)
     evaluate_cmd.add(sub)
     ui_cmd.add(sub)
@@ -63,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
+        return 130
+    except SearchInterrupted as exc:
+        print(f"ganforge: {exc}", file=sys.stderr)
         return 130
     except (train_cmd.TrainingFailed, Diverged) as exc:
         print(f"ganforge: {exc}", file=sys.stderr)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 import gan_core
-from pipelines.config import load
+from pipelines.config import ConfigError, RunConfig, build, load
+from pipelines.config.load import apply_overrides
 from pipelines.cli.ui_cmd import ui_hint
 from pipelines.config.schema import TrackingConfig
 from pipelines.tracking import store
@@ -29,6 +30,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_OR_CHECKPOINT",
                    help="continue a run (same MLflow run and step axis) from its newest checkpoint, or from a "
                         "checkpoint folder; flags and --set still apply, e.g. --steps to train longer")
+    p.add_argument("--from-search", metavar="SEARCH_RUN_ID",
+                   help="train the best config a `ganforge tune` search found (its parent MLflow run id); "
+                        "flags and --set still apply")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="show Ray's logs and the workers' output")
@@ -41,6 +45,15 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
     return [f"{key}={value}" for key, value in flags.items() if value is not None]
 
 
+def from_search(gan: str, parent: str, overrides: list[str]) -> RunConfig:
+    from pipelines.tune.summary import best_config
+
+    tree = best_config(parent, store.resolve(TrackingConfig()).uri)
+    if tree.get("gan") != gan:
+        raise ConfigError(f"search run {parent} tuned {tree.get('gan')}, not {gan}")
+    return build(apply_overrides(tree, overrides))
+
+
 def run(args: argparse.Namespace) -> None:
     # Flags first, so an explicit --set wins over them.
     overrides = _flag_overrides(args) + args.overrides
@@ -50,6 +63,9 @@ def run(args: argparse.Namespace) -> None:
         checkpoint = find_checkpoint(args.resume, tracking)
         cfg = resume_config(args.gan, checkpoint, overrides)
         print(f"resuming {cfg.tracking.run_id or 'as a new run'} from {checkpoint}")
+    elif args.from_search:
+        cfg = from_search(args.gan, args.from_search, overrides)
+        print(f"training the best config of search run {args.from_search}")
     else:
         cfg = load(args.gan, args.config, overrides)
     outcome = train(cfg, address=args.address, progress=not args.no_progress, verbose=args.verbose,

@@ -13,6 +13,10 @@ from typing import Any
 
 AMP_MODES = ("off", "bf16", "fp16")
 DATA_MODES = ("resampled", "exact")
+SEARCHES = ("random", "optuna")
+SCHEDULERS = ("asha", "pbt", "none")
+# Three decades each, so the ratio lr_d / lr_g spans both sides of 1 (TTUR's best ratios do).
+DEFAULT_SPACE = ("optim.lr_g=loguniform:1e-5:1e-2", "optim.lr_d=loguniform:1e-5:1e-2")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -112,6 +116,61 @@ class EvalConfig:
 
 
 @dataclass
+class StabilityConfig:
+    """Ends a run that has stopped learning, with a reason (checked at each evaluation;
+    ``ganforge tune`` turns it on so unstable trials free their workers early)."""
+
+    check: bool = False
+    # d_overpowers: D's loss below this (its floor is 0 for every GAN here) at each of the
+    # last `patience` evaluations while G's loss rose over them.
+    d_loss_below: float = 0.05
+    patience: int = 3  # evaluations
+    # mode_collapse: eval/diversity (spread of generated features / spread of real ones) below
+    # this fraction of its best value so far for `patience` evaluations in a row.
+    collapse_ratio: float = 0.25
+
+    def __post_init__(self) -> None:
+        _require(self.d_loss_below >= 0, f"stability.d_loss_below must be >= 0, got {self.d_loss_below}")
+        _require(self.patience >= 1, f"stability.patience must be >= 1, got {self.patience}")
+        _require(0 <= self.collapse_ratio < 1, f"stability.collapse_ratio must be in [0, 1), got {self.collapse_ratio}")
+
+
+@dataclass
+class TuneConfig:
+    """``ganforge tune``: each trial is a full training run of ``train.steps`` steps on
+    ``train.workers`` workers, scored by its evaluations (``eval.every``)."""
+
+    samples: int = 16  # configurations tried (a grid: repeats of the grid)
+    search: str = "random"  # random | optuna (TPE)
+    scheduler: str = "asha"  # asha: stop poor trials early; pbt: perturb lrs during training; none
+    metric: str = "auto"  # an eval metric, minimised; auto = fid_inception with weights, else swd
+    # "dotted.key=kind:args", kind one of loguniform:lo:hi, uniform:lo:hi, choice:a,b,c, grid:a,b,c
+    space: list[str] = field(default_factory=lambda: list(DEFAULT_SPACE))
+    # Points tried first, in order, each "key=value,key=value" over keys of the space: e.g. the
+    # default config, so the search shows what it gains over it. They count towards `samples`.
+    points: list[str] = field(default_factory=list)
+    grace_evals: int = 2  # ASHA: evaluations a trial gets before it may be stopped
+    reduction_factor: int = 3  # ASHA: keep 1/reduction_factor of the trials at each rung
+    perturbation_evals: int = 2  # PBT: evaluations between exploit/explore rounds
+    pbt_quantile: float = 0.25  # PBT: the bottom fraction copies the top fraction's weights
+    max_concurrent: int = 0  # trials at once; 0 = as many as the cluster's CPUs (or GPUs) hold
+    seed: int = 0  # for the search algorithm's sampling
+
+    def __post_init__(self) -> None:
+        _require(self.search in SEARCHES, f"tune.search must be one of {SEARCHES}, got {self.search!r}")
+        _require(self.scheduler in SCHEDULERS, f"tune.scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        for key in ("samples", "grace_evals", "perturbation_evals"):
+            _require(getattr(self, key) >= 1, f"tune.{key} must be >= 1, got {getattr(self, key)}")
+        _require(self.reduction_factor >= 2, f"tune.reduction_factor must be >= 2, got {self.reduction_factor}")
+        _require(0 < self.pbt_quantile <= 0.5, f"tune.pbt_quantile must be in (0, 0.5], got {self.pbt_quantile}")
+        _require(self.max_concurrent >= 0, f"tune.max_concurrent must be >= 0, got {self.max_concurrent}")
+        for key in ("space", "points"):
+            value = getattr(self, key)
+            _require(isinstance(value, list) and all(isinstance(s, str) for s in value),
+                     f"tune.{key} must be a list of strings, got {value!r}")
+
+
+@dataclass
 class TrackingConfig:
     uri: str = ""  # MLflow tracking URI; "" = $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db
     experiment: str = ""  # "" = ganforge-<gan>
@@ -128,4 +187,6 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    stability: StabilityConfig = field(default_factory=StabilityConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

@@ -11,7 +11,16 @@ import torch
 
 
 class Diverged(RuntimeError):
-    """Training produced non-finite values for too many steps in a row."""
+    """Training stopped learning: ``reason`` is ``diverged`` (non-finite values for too many
+    steps in a row), or a reason from the stability monitor (``d_overpowers``,
+    ``mode_collapse``). Survives pickling across Ray with its reason."""
+
+    def __init__(self, message: str, reason: str = "diverged"):
+        super().__init__(message, reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 def all_finite(tensors: list[torch.Tensor]) -> torch.Tensor:

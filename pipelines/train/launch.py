@@ -77,7 +77,8 @@ def worker_user_error(exc: BaseException) -> Exception | None:
         if isinstance(cause, (DataError, ConfigError, Diverged)):
             last = str(cause).strip().splitlines()[-1]
             prefix = f"{type(cause).__module__}.{type(cause).__name__}: "
-            return type(cause)(f"worker {rank}: {last.removeprefix(prefix)}")
+            message = f"worker {rank}: {last.removeprefix(prefix)}"
+            return Diverged(message, cause.reason) if isinstance(cause, Diverged) else type(cause)(message)
     return None
 
 
@@ -136,7 +137,7 @@ class Progress:
         self.bar.close()
 
 
-def _trainer(cfg: RunConfig, loop_config: dict[str, Any], name: str):
+def make_trainer(cfg: RunConfig, loop_config: dict[str, Any], name: str, callbacks: list | None = None):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -155,8 +156,14 @@ def _trainer(cfg: RunConfig, loop_config: dict[str, Any], name: str):
             storage_path=train.storage_path,
             checkpoint_config=CheckpointConfig(num_to_keep=train.keep_checkpoints),
             failure_config=FailureConfig(max_failures=train.max_failures),
+            callbacks=callbacks or [],
         ),
     )
+
+
+def run_params(cfg: RunConfig) -> dict[str, Any]:
+    """A training run's MLflow params: its whole config but its own id and the search settings."""
+    return {k: v for k, v in flatten(to_dict(cfg)).items() if k != "tracking.run_id" and not k.startswith("tune.")}
 
 
 def _open_run(cfg: RunConfig, resume_from: str | None) -> RunConfig:
@@ -169,8 +176,7 @@ def _open_run(cfg: RunConfig, resume_from: str | None) -> RunConfig:
     commit = git_commit()
     tags = {"gan": cfg.gan, "data": cfg.data.path, "workers": str(cfg.train.workers),
             "git_commit": commit, "mlflow.source.git.commit": commit, **storage}
-    params = {k: v for k, v in flatten(to_dict(cfg)).items() if k != "tracking.run_id"}
-    run_id = start_run(cfg.tracking, cfg.gan, params, tags)
+    run_id = start_run(cfg.tracking, cfg.gan, run_params(cfg), tags)
     return dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id))
 
 
@@ -206,7 +212,7 @@ def train(cfg: RunConfig, address: str | None = None, progress: bool = True, ver
         queue = Queue(maxsize=1000, actor_options={"num_cpus": 0})  # must not take a worker's CPU
         bar = Progress(queue, cfg.train.steps, progress)
         loop_config = {"config": to_dict(cfg), "run_id": run_id, "progress": queue, "resume_from": resume_from}
-        result = _trainer(cfg, loop_config, name).fit()
+        result = make_trainer(cfg, loop_config, name).fit()
     except BaseException as exc:
         error = _fail(cfg, run_id, exc)
         if error is exc:

@@ -11,12 +11,14 @@ from itertools import islice
 from typing import Any, Callable, Iterator, Protocol
 
 import torch
+import torch.distributed as dist
 
-from pipelines.config.schema import RunConfig
+from pipelines.config.schema import RunConfig, TrainConfig
 from pipelines.data.batches import Batches
 from pipelines.data.loader import to_model_batch
 from pipelines.train.engine import Engine
 from pipelines.train.guard import Diverged
+from pipelines.train.stability import StabilityMonitor
 
 Evaluate = Callable[[dict[str, torch.nn.Module]], dict[str, float]]
 
@@ -70,12 +72,17 @@ class Meter:
             self.counts[key] += 1
 
     def pop(self) -> dict[str, float]:
+        """Means over the interval and over all ranks: every rank logs the same values, so
+        decisions taken on them (the stability monitor) agree across ranks."""
         if not self.sums:
             return {}
-        keys = list(self.sums)
-        values = torch.stack([self.sums[k] / self.counts[k] for k in keys]).cpu().tolist()
+        keys = sorted(self.sums)  # the same order on every rank
+        values = torch.stack([self.sums[k] / self.counts[k] for k in keys])
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(values)  # every rank runs the same phases, so holds the same keys
+            values /= dist.get_world_size()
         self.sums, self.counts = {}, defaultdict(int)
-        return dict(zip(keys, values))
+        return dict(zip(keys, values.cpu().tolist()))
 
 
 def seed_rank(seed: int, rank: int, step: int) -> None:
@@ -98,6 +105,10 @@ def checkpoint_state(engine: Engine, position: Position, cfg_tree: dict[str, Any
     image = {"resolution": engine.gan.resolution, "channels": engine.gan.channels}  # to rebuild the nets
     return {"engine": engine.state_dict(), "epoch": position.epoch, "batch": position.batch,
             "config": cfg_tree, "image": image}
+
+
+def checkpoint_due(train: TrainConfig, step: int) -> bool:
+    return step % train.checkpoint_every == 0 or step >= train.steps
 
 
 def fixed_inputs(engine: Engine, data: Batches, n: int, seed: int) -> dict[str, torch.Tensor]:
@@ -143,6 +154,7 @@ def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: Batches,
     train, position = cfg.train, position or Position()
     fixed = fixed_inputs(engine, data, train.sample_count, train.seed) if hooks.chief else {}
     counters, last = _Counters(engine.step), {}
+    monitor = StabilityMonitor(cfg.stability) if cfg.stability.check else None
     batches = _batches(data, position, exact=cfg.data.mode == "exact")
     while engine.step < train.steps:
         raw = next(batches)
@@ -162,7 +174,9 @@ def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: Batches,
             evaluated = evaluator(engine.sampling_nets())  # a collective: every rank calls it
             last.update(evaluated)
             hooks.on_eval(step, evaluated)
-        if step % train.checkpoint_every == 0 or done:
+            if monitor is not None and not done:  # a run that used its budget ends normally
+                monitor.check(step, last, evaluated)
+        if checkpoint_due(train, step):
             state = checkpoint_state(engine, position, cfg_tree) if hooks.chief else None
             hooks.on_checkpoint(step, state, final=done)
         counters.tick += time.perf_counter() - hook_start  # throughput counts training, not hooks

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Callable
 
 import ray.train
 import ray.train.torch
@@ -15,6 +15,7 @@ import torch
 
 import gan_core
 from pipelines.config import build
+from pipelines.config.schema import OptimConfig
 from pipelines.data.batches import Batches, resolve_domains
 from pipelines.data.loader import StreamSpec
 from pipelines.data.manifest import read_dataset
@@ -30,9 +31,11 @@ REPORTED = ("loss/D", "loss/G", "perf/images_per_sec")  # metrics kept with each
 
 
 class RayHooks:
-    def __init__(self, rank: int, engine: Engine, logger: RunLogger | None, progress: Any, meta: dict):
+    def __init__(self, rank: int, engine: Engine, logger: RunLogger | None, progress: Any, meta: dict,
+                 checkpoint_due: Callable[[int], bool]):
         self.chief = rank == 0
         self.engine, self.logger, self.progress, self.meta = engine, logger, progress, meta
+        self.checkpoint_due = checkpoint_due
         self.last: dict[str, float] = {}
         self.evaluated: dict[str, float] = {}
 
@@ -55,7 +58,8 @@ class RayHooks:
         self.evaluated = metrics
         if self.chief:
             self.logger.metrics(step, metrics)
-        ray.train.report({"step": step, **metrics})  # every rank: report is a barrier; Tune reads rank 0's
+        if not self.checkpoint_due(step):  # else they go with the checkpoint's report: one report per step
+            ray.train.report({"step": step, **metrics})  # every rank: report is a barrier; Tune reads rank 0's
 
     def on_checkpoint(self, step: int, state: dict | None, final: bool) -> None:
         metrics = {"step": step, **{k: self.last[k] for k in REPORTED if k in self.last}, **self.evaluated}
@@ -76,7 +80,7 @@ class RayHooks:
             self.logger.artifacts(folder, "generator")
 
 
-def _restore(engine: Engine, resume_from: str | None, device: torch.device) -> loop.Position:
+def _restore(engine: Engine, resume_from: str | None, optim: OptimConfig, device: torch.device) -> loop.Position:
     """Ray's checkpoint when this worker group restarts after a failure; else the checkpoint
     that `ganforge train --resume` named; else a fresh start."""
     checkpoint = ray.train.get_checkpoint()
@@ -88,6 +92,9 @@ def _restore(engine: Engine, resume_from: str | None, device: torch.device) -> l
     else:
         return loop.Position()
     engine.load_state_dict(state["engine"])
+    # The configured rates, not the checkpoint's: the same unless PBT has perturbed them
+    # (its exploit restores another trial's checkpoint under this trial's new config).
+    engine.set_learning_rates(optim.lr_g, optim.lr_d)
     return loop.Position(int(state["epoch"]), int(state.get("batch", 0)))
 
 
@@ -103,7 +110,7 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     gan = gan_core.get(cfg.gan)(cfg.model, dataset.resolution, dataset.channels)
     torch.manual_seed(cfg.train.seed)  # the same initial weights for the same seed: runs are reproducible
     engine = Engine(gan, cfg.optim, cfg.train, device, cfg.data.batch_size)
-    position = _restore(engine, loop_config.get("resume_from"), device)
+    position = _restore(engine, loop_config.get("resume_from"), cfg.optim, device)
 
     spec = StreamSpec(rank=rank, world=world, mode=cfg.data.mode, seed=cfg.train.seed,
                       shuffle_buffer=cfg.data.shuffle_buffer, loader_workers=cfg.data.loader_workers)
@@ -116,7 +123,8 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
                      "ganforge.backend": torch.distributed.get_backend() if world > 1 else "none"})
     meta = {"gan": cfg.gan, "model": asdict(cfg.model), "resolution": dataset.resolution,
             "channels": dataset.channels, "run_id": loop_config["run_id"]}
-    hooks = RayHooks(rank, engine, logger, loop_config.get("progress"), meta)
+    hooks = RayHooks(rank, engine, logger, loop_config.get("progress"), meta,
+                     checkpoint_due=lambda step: loop.checkpoint_due(cfg.train, step))
     evaluator = make_evaluator(cfg, gan, dataset, domains, device) if cfg.eval.every else None
     if logger is not None and evaluator is not None:
         logger.tags({"ganforge.eval_extractor": evaluator.suite.name,

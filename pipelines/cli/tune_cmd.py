@@ -1,0 +1,60 @@
+"""``ganforge tune GAN --data SHARDS``: a Ray Tune search of the G/D learning-rate balance,
+each trial a Ray Train run, tracked as a parent MLflow run with one child run per trial."""
+
+from __future__ import annotations
+
+import argparse
+
+import gan_core
+from pipelines.cli.ui_cmd import ui_hint
+from pipelines.config import load
+from pipelines.config.schema import DEFAULT_SPACE, SCHEDULERS, SEARCHES
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tune", help="search the generator/discriminator learning-rate balance with Ray Tune")
+    p.add_argument("gan", help=f"registered GAN: {', '.join(gan_core.available())}")
+    p.add_argument("--data", help="shard folder written by `ganforge data shard`")
+    p.add_argument("--samples", type=int, help="configurations to try (tune.samples)")
+    p.add_argument("--workers-per-trial", type=int, help="DDP workers of each trial (train.workers)")
+    p.add_argument("--steps", type=int, help="step budget of each trial (train.steps)")
+    p.add_argument("--search", choices=SEARCHES, help="search algorithm (tune.search)")
+    p.add_argument("--scheduler", choices=SCHEDULERS, help="trial scheduler (tune.scheduler)")
+    p.add_argument("--space", action="append", default=[], metavar="KEY=KIND:ARGS",
+                   help="add or replace a dimension, e.g. --space optim.beta1=uniform:0:0.9 (repeatable; "
+                        f"default: {' '.join(DEFAULT_SPACE)})")
+    p.add_argument("--name", help="the search's name (its folder in train.storage_path); default <gan>-<data>-<time>")
+    p.add_argument("--resume", metavar="NAME", help="continue an interrupted search; finished trials are not repeated")
+    p.add_argument("--config", help="YAML file merged over the GAN's defaults")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override, e.g. --set eval.every=200 (repeatable)")
+    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show Ray's logs")
+    p.set_defaults(func=run)
+
+
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
+    flags = {"data.path": args.data, "tune.samples": args.samples, "train.workers": args.workers_per_trial,
+             "train.steps": args.steps, "tune.search": args.search, "tune.scheduler": args.scheduler}
+    return [f"{key}={value}" for key, value in flags.items() if value is not None]
+
+
+def run(args: argparse.Namespace) -> None:
+    from pipelines.tune.search import run_search  # Ray Tune loads in seconds: only when searching
+
+    cfg = load(args.gan, args.config, _flag_overrides(args) + args.overrides)
+    if args.space:  # a --space entry replaces the YAML's entry for the same key (parse_space keeps the last)
+        cfg.tune.space = [*cfg.tune.space, *args.space]
+    outcome = run_search(cfg, name=args.resume or args.name, address=args.address, resume=bool(args.resume),
+                         progress=not args.no_progress, verbose=args.verbose)
+    print(f"search {outcome.name}: {len(outcome.trials)} trials, MLflow parent run {outcome.parent_run_id}")
+    for trial in outcome.trials:
+        point = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.point.items())
+        print(f"  {trial.trial_id}  {point}  {outcome.metric}={trial.objective:.4f}  step {trial.step}  {trial.reason}")
+    if outcome.best is None:
+        print("no trial completed its budget without instability: widen tune.space or lower the learning rates")
+    else:
+        print(f"best: {outcome.best.point} {outcome.metric}={outcome.best.objective:.4f}")
+        print(f"train it: ganforge train {cfg.gan} --from-search {outcome.parent_run_id}")
+    print(f"browse it: {ui_hint(outcome.tracking)}")

@@ -1,0 +1,55 @@
+"""Tune's search algorithm and trial scheduler from the ``tune`` config section. Time is
+counted in training steps (the ``step`` every report carries), so ASHA's rungs and PBT's
+perturbation interval line up with evaluations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.config import ConfigError, RunConfig
+from pipelines.tune.space import Dimension, parse_points
+
+
+def search_algorithm(cfg: RunConfig, dims: dict[str, Dimension], limit: int = 0) -> Any:
+    """At most ``limit`` trials at once (0: no limit): Tune ignores ``max_concurrent_trials``
+    with its own random/grid generator, so the limit is set on the algorithm itself."""
+    if cfg.tune.search == "random":
+        from ray.tune.search import BasicVariantGenerator
+
+        return BasicVariantGenerator(points_to_evaluate=parse_points(cfg.tune.points, dims) or None,
+                                     random_state=cfg.tune.seed, max_concurrent=limit)  # random points, grids
+    if cfg.tune.scheduler == "pbt":
+        raise ConfigError("tune.search=optuna cannot drive tune.scheduler=pbt: PBT chooses and perturbs the "
+                          "configurations itself (Ray Tune refuses a search algorithm with it); use "
+                          "tune.search=random with pbt, or optuna with asha")
+    if any(d.kind == "grid" for d in dims.values()):
+        raise ConfigError("tune.search=optuna cannot sample a grid: use choice:... instead of grid:...")
+    try:
+        from ray.tune.search.optuna import OptunaSearch
+        import optuna  # noqa: F401  (OptunaSearch imports it lazily and fails late without it)
+    except ImportError as exc:
+        raise ConfigError(f"tune.search=optuna needs the optuna package ({exc})") from exc
+    import optuna.samplers
+    from ray.tune.search import ConcurrencyLimiter
+
+    searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=cfg.tune.seed),
+                            points_to_evaluate=parse_points(cfg.tune.points, dims) or None)
+    return ConcurrencyLimiter(searcher, max_concurrent=limit) if limit else searcher
+
+
+def scheduler(cfg: RunConfig, dims: dict[str, Dimension]) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+
+    every = cfg.eval.every
+    if cfg.tune.scheduler == "asha":
+        grace = min(cfg.tune.grace_evals * every, cfg.train.steps)
+        return ASHAScheduler(time_attr="step", max_t=cfg.train.steps, grace_period=grace,
+                             reduction_factor=cfg.tune.reduction_factor)
+    if cfg.tune.scheduler == "pbt":
+        mutations = {k: d.domain() for k, d in dims.items() if d.kind != "grid"}
+        if not mutations:
+            raise ConfigError("tune.scheduler=pbt needs a non-grid dimension in tune.space to perturb")
+        # The bottom quantile copies the top quantile's weights and perturbs their config.
+        return PopulationBasedTraining(time_attr="step", perturbation_interval=cfg.tune.perturbation_evals * every,
+                                       hyperparam_mutations=mutations, quantile_fraction=cfg.tune.pbt_quantile)
+    return FIFOScheduler()

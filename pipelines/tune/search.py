@@ -1,0 +1,171 @@
+"""``ganforge tune`` in the driver: check the config and data, open the parent MLflow run,
+start or join Ray, size the trial concurrency to the cluster, run the Tuner and record the
+result. A search's state lives in ``<train.storage_path>/<name>``; ``resume`` continues it
+without repeating finished trials."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cluster.local import TRIAL_RESOURCE, connect
+from gan_core.metrics.inception import weights_path
+from pipelines.config import ConfigError, RunConfig, build, to_dict
+from pipelines.tracking import store
+from pipelines.tracking.runs import check_reachable, end_run, reopen_run
+from pipelines.train.launch import check_data, check_eval, resolved
+from pipelines.tune.errors import SearchInterrupted
+from pipelines.tune.runs import open_search_run
+from pipelines.tune.schedule import scheduler, search_algorithm
+from pipelines.tune.space import parse_space
+from pipelines.tune.summary import Trial, collect, record
+from pipelines.tune.tracker import SearchTracker
+from pipelines.tune.trial import run_trial
+
+STATE = "ganforge_search.json"  # beside Tune's own state: what a resume needs to know
+
+
+def _unfinished(results: Any) -> bool:
+    trials = results._experiment_analysis.trials  # ResultGrid has no public trial status
+    return any(t.status not in ("TERMINATED", "ERROR") for t in trials)
+
+
+@dataclass
+class SearchOutcome:
+    name: str
+    parent_run_id: str
+    metric: str
+    trials: list[Trial]
+    best: Trial | None
+    tracking: store.TrackingConfig
+
+
+def objective_metric(cfg: RunConfig, resolution: int) -> str:
+    """The eval metric trials are ranked by (minimised)."""
+    if cfg.tune.metric != "auto":
+        return f"eval/{cfg.tune.metric}"
+    if weights_path(cfg.eval.inception_weights or None) is not None:
+        return "eval/fid_inception"
+    return "eval/swd" if resolution >= 16 else "eval/kid_pixels"  # SWD needs room for its pyramid
+
+
+def check_search(cfg: RunConfig) -> None:
+    if not cfg.eval.every:
+        raise ConfigError("ganforge tune ranks trials by their evaluations: eval.every must be > 0")
+    if cfg.eval.every > cfg.train.steps:
+        raise ConfigError(f"eval.every ({cfg.eval.every}) > train.steps ({cfg.train.steps}): a trial would be "
+                          "evaluated only at its end, too late to stop it early")
+
+
+def for_trials(cfg: RunConfig) -> RunConfig:
+    """Settings every trial runs with: checkpoints at evaluations (each report Tune scores
+    carries one, for PBT), the stability monitor on, few checkpoints kept per trial."""
+    train = dataclasses.replace(cfg.train, checkpoint_every=cfg.eval.every, keep_checkpoints=max(cfg.train.keep_checkpoints, 2))
+    return dataclasses.replace(cfg, train=train, stability=dataclasses.replace(cfg.stability, check=True))
+
+
+def concurrency(cfg: RunConfig, resources: dict[str, float]) -> int:
+    """As many trials as the cluster holds at once (never more than there are trials): each
+    trial's workers take CPUs (GPUs); the trial's own driver takes only a ``ganforge_trial``
+    unit, so it never holds a CPU its workers wait for."""
+    if not resources.get(TRIAL_RESOURCE):
+        raise ConfigError(f"the Ray cluster has no {TRIAL_RESOURCE!r} resource for trial drivers: start its head with "
+                          f"`ray start --head --resources='{{\"{TRIAL_RESOURCE}\": 64}}'` (ray_cluster.yaml declares it)")
+    per_trial_cpus = cfg.train.workers * cfg.train.threads_per_worker
+    fits = int(resources.get("CPU", 0) // per_trial_cpus)
+    if cfg.train.use_gpu:
+        fits = min(fits, int(resources.get("GPU", 0) // cfg.train.workers))
+    if fits < 1:
+        need = f"{per_trial_cpus} CPUs" + (f" and {cfg.train.workers} GPUs" if cfg.train.use_gpu else "")
+        raise ConfigError(f"one trial needs {need} ({cfg.train.workers} workers) but the cluster has "
+                          f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
+    limit = cfg.tune.max_concurrent or fits
+    return max(1, min(limit, fits, int(resources[TRIAL_RESOURCE])))
+
+
+def _trials_total(cfg: RunConfig, dims: dict) -> int:
+    grid = math.prod(len(d.values) for d in dims.values() if d.kind == "grid")
+    return cfg.tune.samples * grid
+
+
+def _tuner(cfg: RunConfig, search: dict[str, Any], dims: dict, limit: int, tracker: SearchTracker, resume: bool):
+    from ray import tune
+
+    trainable = tune.with_resources(tune.with_parameters(run_trial, search=search), {TRIAL_RESOURCE: 1})
+    path = Path(search["storage"]).parent / search["name"]
+    if resume:
+        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    return tune.Tuner(
+        trainable,
+        param_space={k: d.domain() for k, d in dims.items()},
+        tune_config=tune.TuneConfig(metric="objective", mode="min", num_samples=cfg.tune.samples,
+                                    search_alg=search_algorithm(cfg, dims, limit), scheduler=scheduler(cfg, dims)),
+        run_config=tune.RunConfig(name=search["name"], storage_path=str(path.parent), callbacks=[tracker],
+                                  verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
+    )
+
+
+def _prepare(cfg: RunConfig, name: str | None, resume: bool) -> tuple[RunConfig, str, Path]:
+    cfg = resolved(cfg)
+    name = name or f"{cfg.gan}-{Path(cfg.data.path).name}-{time.strftime('%m%d-%H%M%S')}"
+    folder = Path(cfg.train.storage_path) / name
+    if resume and not (folder / STATE).is_file():
+        raise FileNotFoundError(f"no search named {name} in {cfg.train.storage_path} (no {STATE}); "
+                                "pass the name `ganforge tune` printed, and the same train.storage_path")
+    if not resume and folder.exists():
+        raise ConfigError(f"a search named {name} exists in {cfg.train.storage_path}: resume it with --resume {name} "
+                          "or choose another --name")
+    return cfg, name, folder
+
+
+def run_search(cfg: RunConfig, name: str | None = None, address: str | None = None, resume: bool = False,
+               progress: bool = True, verbose: bool = False) -> SearchOutcome:
+    cfg, name, folder = _prepare(cfg, name, resume)
+    if resume:  # the search's own config, not today's defaults
+        state = json.loads((folder / STATE).read_text())
+        cfg = resolved(build(state["tree"]))
+    check_search(cfg)
+    check_data(cfg)
+    check_eval(cfg)
+    check_reachable(store.resolve(cfg.tracking).uri)
+    dims = parse_space(cfg.tune.space, to_dict(cfg))
+    search_algorithm(cfg, dims)  # refuse a bad search/scheduler pair before anything starts
+    from pipelines.data.manifest import read_dataset
+
+    metric = objective_metric(cfg, read_dataset(cfg.data.path).resolution)
+    # Tune's per-trial result.json / progress.csv: the result grid reads them (the quiet
+    # defaults of `connect` turn them off for plain training).
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "0"
+    connect(address, verbose=verbose)
+    import ray
+
+    limit = concurrency(cfg, ray.cluster_resources())
+    if resume:
+        parent = state["parent"]
+        reopen_run(cfg.tracking, parent, {"ganforge.resumed": time.strftime("%Y-%m-%d %H:%M:%S")})
+    else:
+        parent = open_search_run(cfg, name, {k: d.describe() for k, d in dims.items()}, limit)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / STATE).write_text(json.dumps({"parent": parent, "tree": to_dict(cfg)}))
+    search = {"tree": to_dict(for_trials(cfg)), "parent": parent, "name": name, "metric": metric,
+              "storage": str(Path(cfg.train.storage_path) / f"{name}-train")}
+    tracker = SearchTracker(cfg, parent, _trials_total(cfg, dims), progress)  # on resume: Tune restores its own
+    try:
+        results = _tuner(cfg, search, dims, limit, tracker, resume).fit()
+        if _unfinished(results):  # Tune returns normally after Ctrl+C, with its state saved
+            raise SearchInterrupted(f"search {name} interrupted; continue it with: ganforge tune {cfg.gan} "
+                                    f"--resume {name} --set train.storage_path={cfg.train.storage_path}")
+        trials = collect(results, cfg, parent)
+        best = record(cfg, to_dict(cfg), parent, trials, metric)
+    except BaseException as exc:
+        stopped = isinstance(exc, (KeyboardInterrupt, SearchInterrupted))
+        end_run(cfg.tracking, parent, "KILLED" if stopped else "FAILED", str(exc))
+        raise
+    end_run(cfg.tracking, parent, "FINISHED")
+    return SearchOutcome(name, parent, metric, trials, best, cfg.tracking)

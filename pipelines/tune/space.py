@@ -1,0 +1,109 @@
+"""The search space, written in the config tree as ``"dotted.key=kind:args"`` strings so it
+lives in YAML and on the command line like any other setting:
+
+    optim.lr_g=loguniform:1e-5:1e-2     optim.beta1=uniform:0:0.9
+    model.n_critic=choice:1,2,5         optim.lr_d=grid:1e-4,2e-4,4e-4
+
+Keys are the run config's own dotted paths, so a sampled point is applied to the tree with
+the same code as a ``--set`` override and is checked by the same schema."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.config import ConfigError, flatten
+from pipelines.config.load import parse_override, set_dotted
+
+KINDS = ("loguniform", "uniform", "choice", "grid")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    key: str
+    kind: str
+    values: tuple
+
+    def domain(self) -> Any:
+        from ray import tune
+
+        if self.kind == "loguniform":
+            return tune.loguniform(*self.values)
+        if self.kind == "uniform":
+            return tune.uniform(*self.values)
+        if self.kind == "choice":
+            return tune.choice(list(self.values))
+        return tune.grid_search(list(self.values))
+
+    def describe(self) -> str:
+        return f"{self.kind}:{','.join(str(v) for v in self.values)}"
+
+
+def _number(text: str, entry: str) -> Any:
+    _, value = parse_override(f"x={text}")  # YAML scalars, with "1e-4" read as a float
+    if isinstance(value, str) and value == "":
+        raise ConfigError(f"tune.space entry {entry!r}: an empty value")
+    return value
+
+
+def parse_dimension(entry: str, valid_keys: list[str]) -> Dimension:
+    key, sep, spec = entry.partition("=")
+    kind, _, args = spec.partition(":")
+    key, kind = key.strip(), kind.strip()
+    if not sep or kind not in KINDS:
+        raise ConfigError(f"tune.space entry {entry!r} is not 'dotted.key=kind:args' with kind one of {KINDS}")
+    if key not in valid_keys:
+        hint = difflib.get_close_matches(key, valid_keys, n=1)
+        raise ConfigError(f"tune.space: unknown config key {key}" + (f" (did you mean {hint[0]}?)" if hint else ""))
+    parts = args.split(":") if kind in ("loguniform", "uniform") else args.split(",")
+    values = tuple(_number(p.strip(), entry) for p in parts)
+    if kind in ("loguniform", "uniform"):
+        if len(values) != 2 or not all(isinstance(v, (int, float)) for v in values) or not values[0] < values[1]:
+            raise ConfigError(f"tune.space entry {entry!r}: {kind} needs two numbers lo:hi with lo < hi")
+        if kind == "loguniform" and values[0] <= 0:
+            raise ConfigError(f"tune.space entry {entry!r}: loguniform needs lo > 0")
+    elif len(values) < 1:
+        raise ConfigError(f"tune.space entry {entry!r}: {kind} needs at least one value")
+    return Dimension(key, kind, values)
+
+
+def parse_space(entries: list[str], tree: dict[str, Any]) -> dict[str, Dimension]:
+    """Dimensions by key; a later entry for the same key replaces an earlier one (so a
+    command-line ``--space`` overrides the YAML's)."""
+    valid = [k for k in flatten(tree) if not k.startswith(("tune.", "tracking.", "data.path"))]
+    dims: dict[str, Dimension] = {}
+    for entry in entries:
+        dim = parse_dimension(entry, valid)
+        dims[dim.key] = dim
+    if not dims:
+        raise ConfigError("tune.space is empty: nothing to search")
+    return dims
+
+
+def apply_point(tree: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """The config tree of one trial: the base tree with the sampled values set."""
+    tree = copy.deepcopy(tree)
+    for key, value in point.items():
+        set_dotted(tree, key.split("."), value)
+    return tree
+
+
+def parse_points(entries: list[str], dims: dict[str, Dimension]) -> list[dict[str, Any]]:
+    """``["optim.lr_g=2e-4,optim.lr_d=2e-4", ...]`` -> points Tune tries first, in order."""
+    points = []
+    for entry in entries:
+        point = {}
+        for part in entry.split(","):
+            key, sep, raw = part.partition("=")
+            key = key.strip()
+            if not sep or key not in dims:
+                raise ConfigError(f"tune.points entry {entry!r}: {key or part!r} is not a key of tune.space "
+                                  f"({', '.join(dims)})")
+            point[key] = _number(raw.strip(), entry)
+        missing = [k for k, d in dims.items() if k not in point and d.kind != "grid"]
+        if missing:
+            raise ConfigError(f"tune.points entry {entry!r} gives no value for {', '.join(missing)}")
+        points.append(point)
+    return points

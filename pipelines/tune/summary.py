@@ -1,0 +1,168 @@
+"""What a finished search leaves in its parent MLflow run: a CSV of every trial, a heatmap of
+the final metric over (lr_G, lr_D) with stopped trials marked, the best config (params, a
+``best_config.yaml`` that ``ganforge train --from-search`` reads) and the best trial's
+generator registered as ``<gan>-generator`` with the alias ``best``."""
+
+from __future__ import annotations
+
+import csv
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+from pipelines.config import RunConfig
+from pipelines.tune.runs import find_trial_run
+from pipelines.tune.space import apply_point
+from pipelines.tune.tracker import UNSTABLE, stop_reason
+
+BEST_CONFIG = "best_config.yaml"
+ALIAS = "best"
+
+
+@dataclass
+class Trial:
+    trial_id: str
+    point: dict[str, Any]  # the final point (PBT may have perturbed the first one)
+    objective: float  # the last evaluation's metric
+    step: int
+    reason: str
+    run_id: str | None
+
+    @property
+    def eligible(self) -> bool:
+        """Trials that may be called best: they ran their whole budget without instability."""
+        return self.reason == "completed" and math.isfinite(self.objective)
+
+
+def collect(results: Any, cfg: RunConfig, parent: str) -> list[Trial]:
+    trials = []
+    for result in results:
+        metrics = result.metrics or {}
+        trial_id = str(metrics.get("trial_id") or Path(result.path).name)
+        point = {k: v for k, v in (result.config or {}).items()}
+        reason = "error" if result.error else stop_reason(metrics, cfg.train.steps)
+        trials.append(Trial(trial_id, point, float(metrics.get("objective", math.inf)), int(metrics.get("step", 0)),
+                            reason, find_trial_run(cfg, parent, trial_id)))
+    return sorted(trials, key=lambda t: (not t.eligible, t.objective))
+
+
+def write_csv(trials: list[Trial], path: Path) -> None:
+    keys = sorted({k for t in trials for k in t.point})
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["trial_id", *keys, "lr_ratio_d_over_g", "objective", "step", "stop_reason", "run_id"])
+        for t in trials:
+            ratio = t.point["optim.lr_d"] / t.point["optim.lr_g"] if {"optim.lr_d", "optim.lr_g"} <= t.point.keys() else ""
+            writer.writerow([t.trial_id, *(t.point.get(k, "") for k in keys), ratio, t.objective, t.step, t.reason,
+                             t.run_id or ""])
+
+
+def heatmap(trials: list[Trial], metric: str, path: Path, cfg: RunConfig) -> bool:
+    """Final metric over (lr_G, lr_D), log axes; stopped trials as crosses, the best starred.
+    False (nothing drawn) when the search did not vary both learning rates."""
+    points = [t for t in trials if {"optim.lr_g", "optim.lr_d"} <= t.point.keys()]
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 5.2), dpi=110)
+    scored = [t for t in points if math.isfinite(t.objective) and t.reason in ("completed", "early_stopped")]
+    if scored:
+        dots = ax.scatter([t.point["optim.lr_g"] for t in scored], [t.point["optim.lr_d"] for t in scored],
+                          c=[t.objective for t in scored], cmap="viridis_r", s=[140 if t.reason == "completed" else 60 for t in scored],
+                          edgecolors=["black" if t.reason == "completed" else "none" for t in scored])
+        fig.colorbar(dots, ax=ax, label=f"{metric} at the trial's last evaluation (lower is better)")
+    for reason in (*UNSTABLE, "error"):
+        group = [t for t in points if t.reason == reason]
+        if group:
+            ax.scatter([t.point["optim.lr_g"] for t in group], [t.point["optim.lr_d"] for t in group],
+                       marker="x" if reason != "error" else "s", color="red", s=70, label=f"stopped: {reason}")
+    best = next((t for t in trials if t.eligible and t in points), None)
+    if best is not None:
+        ax.scatter([best.point["optim.lr_g"]], [best.point["optim.lr_d"]], marker="*", s=420, color="gold",
+                   edgecolors="black", label=f"best: {best.objective:.4f}", zorder=5)
+    lo = min(min(t.point["optim.lr_g"], t.point["optim.lr_d"]) for t in points) / 1.5
+    hi = max(max(t.point["optim.lr_g"], t.point["optim.lr_d"]) for t in points) * 1.5
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--", label="lr_D = lr_G")
+    ax.set(xscale="log", yscale="log", xlabel="lr_G", ylabel="lr_D",
+           title=f"{cfg.gan}: {len(points)} trials, {cfg.train.steps} steps each (large dots ran to the end)")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def register_best(client: MlflowClient, gan: str, best: Trial) -> str | None:
+    """Register the best trial's generator (the run's ``generator`` artifact) and alias it."""
+    if best.run_id is None:
+        return None
+    name = f"{gan}-generator"
+    run = client.get_run(best.run_id)
+    if not any(a.path == "generator" for a in client.list_artifacts(best.run_id)):
+        return None
+    try:
+        client.get_registered_model(name)
+    except Exception:
+        client.create_registered_model(name, description=f"{gan} generators found by ganforge tune")
+    version = client.create_model_version(name, f"{run.info.artifact_uri}/generator", run_id=best.run_id,
+                                          tags={"ganforge.objective": str(best.objective)})
+    client.set_registered_model_alias(name, ALIAS, version.version)
+    return version.version
+
+
+def record(cfg: RunConfig, base_tree: dict[str, Any], parent: str, trials: list[Trial], metric: str) -> Trial | None:
+    """Write the search's results into its parent run; returns the best trial. ``base_tree``:
+    the user's config, to which the best point is applied for ``best_config.yaml``."""
+    client = MlflowClient(cfg.tracking.uri)
+    best = next((t for t in trials if t.eligible), None)
+    counts = {f"trials/{r}": sum(t.reason == r for t in trials)
+              for r in ("completed", "early_stopped", *UNSTABLE, "error")}
+    metrics = [Metric(k, float(v), 0, 0) for k, v in counts.items()]
+    with tempfile.TemporaryDirectory(prefix="ganforge-search-") as folder:
+        write_csv(trials, Path(folder, "trials.csv"))
+        heatmap(trials, metric, Path(folder, "lr_heatmap.png"), cfg)
+        if best is not None:
+            tree = apply_point(base_tree, best.point)
+            tree["tracking"].update(run_name="", run_id="")  # a run trained from it is a new run
+            Path(folder, BEST_CONFIG).write_text(yaml.safe_dump(tree, sort_keys=False))
+        client.log_artifacts(parent, folder)
+    params = []
+    if best is not None:
+        metrics.append(Metric("best/objective", best.objective, 0, 0))
+        params = [Param(f"best.{k}", str(v)) for k, v in best.point.items()]
+        params += [Param("best.trial_id", best.trial_id), Param("best.run_id", best.run_id or "")]
+        logged = client.get_run(parent).data.params  # a resumed search ends a second time
+        params = [p for p in params if p.key not in logged]
+        version = register_best(client, cfg.gan, best)
+        if version is not None:
+            client.set_tag(parent, "ganforge.registered_model", f"{cfg.gan}-generator/{version}")
+    client.log_batch(parent, metrics=metrics, params=params)
+    return best
+
+
+def best_config(parent: str, tracking_uri: str) -> dict[str, Any]:
+    """The config tree of a search's best trial, for ``ganforge train --from-search``."""
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient(tracking_uri).get_run(parent)
+    except MlflowException as exc:
+        raise FileNotFoundError(f"no MLflow run {parent} in {tracking_uri}") from exc
+    try:
+        with tempfile.TemporaryDirectory(prefix="ganforge-best-") as folder:
+            path = download_artifacts(run_id=parent, artifact_path=BEST_CONFIG, dst_path=folder, tracking_uri=tracking_uri)
+            return yaml.safe_load(Path(path).read_text())
+    except (MlflowException, OSError) as exc:
+        raise FileNotFoundError(f"run {parent} has no {BEST_CONFIG}: it is not a finished search, or no trial "
+                                "completed its budget without instability") from exc

@@ -1,0 +1,118 @@
+"""One Tune trial: a full Ray Train run of the sampled config (the Ray Train V2 pattern: a
+Tune function that builds and fits a ``TorchTrainer``).
+
+Rank 0's reports reach Tune through this process: a Train callback (in the Train controller)
+forwards each report to a queue, and the trial function re-reports it with ``tune.report``,
+adding a small Tune checkpoint that points at the Train checkpoint. That pointer is what
+lets PBT exploit (Ray's own ``TuneReportCallback`` registers no Tune checkpoint): a trial
+restarted from another trial's pointer resumes that trial's weights under its own new
+config, whose learning rates the worker re-applies after loading."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.train import UserCallback
+from ray.util.queue import Queue
+
+from pipelines.config import build, to_dict
+from pipelines.train.guard import Diverged
+from pipelines.train.launch import make_trainer, worker_user_error
+from pipelines.tune.runs import trial_run
+from pipelines.tune.space import apply_point
+
+POINTER = "train_checkpoint.json"
+
+
+class ForwardReports(UserCallback):
+    """Runs in the Train controller: hands each report of rank 0 to the trial function."""
+
+    def __init__(self, queue: Queue):
+        self.queue = queue
+
+    def after_report(self, run_context, metrics, checkpoint) -> None:
+        self.queue.put((metrics[0], checkpoint.path if checkpoint else None))
+
+
+def tune_result(metrics: dict[str, Any], metric: str) -> dict[str, Any]:
+    """What Tune sees: flat names without '/', and the objective under one name."""
+    result = {k.replace("/", "_"): v for k, v in metrics.items() if isinstance(v, (int, float))}
+    if metric in metrics:
+        result["objective"] = metrics[metric]
+    return result
+
+
+def _report(result: dict[str, Any], train_checkpoint: str | None) -> None:
+    if train_checkpoint is None:
+        tune.report(result)
+        return
+    with tempfile.TemporaryDirectory(prefix="ganforge-tune-") as folder:
+        Path(folder, POINTER).write_text(json.dumps({"path": train_checkpoint}))
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def donor_checkpoint() -> str | None:
+    """The Train checkpoint this trial restarts from: its own after a failure, another
+    trial's after a PBT exploit; None on a first start."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        path = json.loads(Path(folder, POINTER).read_text())["path"]
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"Train checkpoint {path} named by Tune's checkpoint is gone; keep more "
+                                "(train.keep_checkpoints) or put train.storage_path on storage every node sees")
+    return path
+
+
+def run_trial(point: dict[str, Any], search: dict[str, Any]) -> None:
+    """Tune's trainable. ``search``: the base config tree, the parent run id, the search name,
+    the objective's metric name and the Train storage folder."""
+    trial_id = tune.get_context().get_trial_id()
+    cfg = build(apply_point(search["tree"], point))
+    resume_from = donor_checkpoint()
+    run_id = trial_run(cfg, search["parent"], search["name"], trial_id, point, resume_from)
+    cfg = dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id),
+                              train=dataclasses.replace(cfg.train, storage_path=search["storage"]))
+    loop_config = {"config": to_dict(cfg), "run_id": run_id, "progress": None, "resume_from": resume_from}
+    queue: Queue = Queue(actor_options={"num_cpus": 0})
+    # A fresh Train run name per start: a restarted trial resumes from the checkpoint Tune gives
+    # it (which, after an exploit, is another trial's), never from this name's own storage.
+    trainer = make_trainer(cfg, loop_config, f"{trial_id}-{uuid.uuid4().hex[:6]}", callbacks=[ForwardReports(queue)])
+    failure: list[BaseException] = []
+
+    def fit() -> None:
+        try:
+            trainer.fit()
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            queue.put(None)
+
+    threading.Thread(target=fit, name="ganforge-trial-fit", daemon=True).start()
+    last: dict[str, Any] = {}
+    while (item := queue.get()) is not None:
+        metrics, checkpoint = item
+        last = tune_result(metrics, search["metric"])
+        _report(last, checkpoint)
+    if failure:
+        _finish_failed(failure[0], last)
+    else:
+        tune.report({**last, "stop_reason": "completed"})
+
+
+def _finish_failed(exc: BaseException, last: dict[str, Any]) -> None:
+    """An unstable trial ends normally with its reason (the search goes on); anything else
+    is an error of the trial."""
+    cause = worker_user_error(exc)
+    if not isinstance(cause, Diverged):
+        raise exc
+    tune.report({**last, "objective": last.get("objective", float("inf")), "stop_reason": cause.reason,
+                 "stop_detail": str(cause)})
