@@ -11,13 +11,11 @@ DEMO   := data/demo
 
 .PHONY: install demo test test-fast test-search clean-demo
 
-# --no-compile: byte-compiling every file of torch, Ray and MLflow takes longer than the
-# install itself; Python compiles the modules it really imports on first use instead.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q --no-compile "$(TORCH)"
-	$(BIN)/python -m pip install -q --no-compile -e ".[test]"
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
 
 install: $(BIN)/.installed

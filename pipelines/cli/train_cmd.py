@@ -7,6 +7,7 @@ import argparse
 import gan_core
 from pipelines.config import ConfigError, RunConfig, build, load
 from pipelines.config.load import apply_overrides
+from pipelines.cli.options import add_cluster_options, add_config_options
 from pipelines.cli.ui_cmd import ui_hint
 from pipelines.config.schema import TrackingConfig
 from pipelines.tracking import store
@@ -24,18 +25,14 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="optimizer steps (train.steps)")
     p.add_argument("--batch-size", type=int, help="per-worker batch (data.batch_size)")
     p.add_argument("--gpus", action="store_true", help="one GPU per worker, NCCL (train.use_gpu)")
-    p.add_argument("--config", help="YAML file merged over the GAN's defaults")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted override, e.g. --set optim.lr_d=4e-4 (repeatable)")
+    add_config_options(p, "optim.lr_d=4e-4")
     p.add_argument("--resume", metavar="RUN_OR_CHECKPOINT",
                    help="continue a run (same MLflow run and step axis) from its newest checkpoint, or from a "
                         "checkpoint folder; flags and --set still apply, e.g. --steps to train longer")
     p.add_argument("--from-search", metavar="SEARCH_RUN_ID",
                    help="train the best config a `ganforge tune` search found (its parent MLflow run id); "
                         "flags and --set still apply")
-    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--verbose", action="store_true", help="show Ray's logs and the workers' output")
+    add_cluster_options(p, "show Ray's logs and the workers' output")
     p.set_defaults(func=run)
 
 

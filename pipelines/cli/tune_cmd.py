@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 import gan_core
+from pipelines.cli.options import add_cluster_options, add_config_options
 from pipelines.cli.ui_cmd import ui_hint
 from pipelines.config import load
 from pipelines.config.schema import DEFAULT_SPACE, SCHEDULERS, SEARCHES
@@ -25,12 +26,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                         f"default: {' '.join(DEFAULT_SPACE)})")
     p.add_argument("--name", help="the search's name (its folder in train.storage_path); default <gan>-<data>-<time>")
     p.add_argument("--resume", metavar="NAME", help="continue an interrupted search; finished trials are not repeated")
-    p.add_argument("--config", help="YAML file merged over the GAN's defaults")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted override, e.g. --set eval.every=200 (repeatable)")
-    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--verbose", action="store_true", help="show Ray's logs")
+    add_config_options(p, "eval.every=200")
+    add_cluster_options(p, "show Ray's logs")
     p.set_defaults(func=run)
 
 

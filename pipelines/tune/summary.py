@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 
 from pipelines.config import RunConfig
 from pipelines.tune.runs import find_trial_run
@@ -112,7 +113,7 @@ def register_best(client: MlflowClient, gan: str, best: Trial) -> str | None:
         return None
     try:
         client.get_registered_model(name)
-    except Exception:
+    except MlflowException:  # the first search of this GAN
         client.create_registered_model(name, description=f"{gan} generators found by ganforge tune")
     version = client.create_model_version(name, f"{run.info.artifact_uri}/generator", run_id=best.run_id,
                                           tags={"ganforge.objective": str(best.objective)})
@@ -153,7 +154,6 @@ def record(cfg: RunConfig, base_tree: dict[str, Any], parent: str, trials: list[
 def best_config(parent: str, tracking_uri: str) -> dict[str, Any]:
     """The config tree of a search's best trial, for ``ganforge train --from-search``."""
     from mlflow.artifacts import download_artifacts
-    from mlflow.exceptions import MlflowException
 
     try:
         MlflowClient(tracking_uri).get_run(parent)
