@@ -50,11 +50,8 @@ def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"optim.lr_d=4e-4"`` -> (["optim", "lr_d"], 0.0004). Values are read as YAML scalars."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} is not of the form key.path=value")
+def parse_value(raw: str) -> Any:
+    """A value typed by a user, read as a YAML scalar: ``"4e-4"`` -> 0.0004, ``"true"`` -> True."""
     value = yaml.safe_load(raw) if raw.strip() else ""
     # YAML 1.1 reads "4e-4" as a string (it wants "4.0e-4"); users type the short form.
     if isinstance(value, str):
@@ -62,7 +59,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             value = float(value)
         except ValueError:
             pass
-    return key.strip().split("."), value
+    return value
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"optim.lr_d=4e-4"`` -> (["optim", "lr_d"], 0.0004)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not of the form key.path=value")
+    return key.strip().split("."), parse_value(raw)
 
 
 def set_dotted(tree: dict[str, Any], path: list[str], value: Any) -> None:

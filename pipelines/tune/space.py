@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.config import ConfigError, flatten
-from pipelines.config.load import parse_override, set_dotted
+from pipelines.config.load import parse_value, set_dotted
 
 KINDS = ("loguniform", "uniform", "choice", "grid")
 
@@ -41,9 +41,9 @@ class Dimension:
         return f"{self.kind}:{','.join(str(v) for v in self.values)}"
 
 
-def _number(text: str, entry: str) -> Any:
-    _, value = parse_override(f"x={text}")  # YAML scalars, with "1e-4" read as a float
-    if isinstance(value, str) and value == "":
+def _value(text: str, entry: str) -> Any:
+    value = parse_value(text)  # as --set reads values: "1e-4" is a float
+    if value == "":
         raise ConfigError(f"tune.space entry {entry!r}: an empty value")
     return value
 
@@ -58,7 +58,7 @@ def parse_dimension(entry: str, valid_keys: list[str]) -> Dimension:
         hint = difflib.get_close_matches(key, valid_keys, n=1)
         raise ConfigError(f"tune.space: unknown config key {key}" + (f" (did you mean {hint[0]}?)" if hint else ""))
     parts = args.split(":") if kind in ("loguniform", "uniform") else args.split(",")
-    values = tuple(_number(p.strip(), entry) for p in parts)
+    values = tuple(_value(p.strip(), entry) for p in parts)
     if kind in ("loguniform", "uniform"):
         if len(values) != 2 or not all(isinstance(v, (int, float)) for v in values) or not values[0] < values[1]:
             raise ConfigError(f"tune.space entry {entry!r}: {kind} needs two numbers lo:hi with lo < hi")
@@ -101,7 +101,7 @@ def parse_points(entries: list[str], dims: dict[str, Dimension]) -> list[dict[st
             if not sep or key not in dims:
                 raise ConfigError(f"tune.points entry {entry!r}: {key or part!r} is not a key of tune.space "
                                   f"({', '.join(dims)})")
-            point[key] = _number(raw.strip(), entry)
+            point[key] = _value(raw.strip(), entry)
         missing = [k for k, d in dims.items() if k not in point and d.kind != "grid"]
         if missing:
             raise ConfigError(f"tune.points entry {entry!r} gives no value for {', '.join(missing)}")
