@@ -17,7 +17,7 @@ from pipelines.train.guard import Diverged
 from pipelines.train.stability import StabilityMonitor
 from pipelines.tune.schedule import search_algorithm
 from pipelines.tune.search import concurrency, run_search
-from pipelines.tune.space import apply_point, parse_space
+from pipelines.tune.space import apply_point, parse_points, parse_space
 from pipelines.tune.summary import best_config
 
 TINY = ["model.ngf=8", "model.ndf=8", "model.latent_dim=16", "data.batch_size=16", "data.shuffle_buffer=100",
@@ -46,6 +46,15 @@ def test_space_entries_become_dimensions_and_points_apply_to_the_tree():
 def test_bad_space_entries_name_the_problem(entry, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_space([entry], to_dict(load("lsgan")))
+
+
+def test_points_to_try_first_are_parsed_and_checked_against_the_space():
+    dims = parse_space(["optim.lr_g=loguniform:1e-5:1e-2", "optim.lr_d=loguniform:1e-5:1e-2"], to_dict(load("lsgan")))
+    assert parse_points(["optim.lr_g=2e-4,optim.lr_d=4e-4"], dims) == [{"optim.lr_g": 2e-4, "optim.lr_d": 4e-4}]
+    with pytest.raises(ConfigError, match="optim.beta1 is not a key of tune.space"):
+        parse_points(["optim.lr_g=2e-4,optim.beta1=0.5"], dims)
+    with pytest.raises(ConfigError, match="gives no value for optim.lr_d"):
+        parse_points(["optim.lr_g=2e-4"], dims)
 
 
 def test_optuna_cannot_drive_pbt_and_says_what_to_use():

@@ -99,7 +99,7 @@ def parse_points(entries: list[str], dims: dict[str, Dimension]) -> list[dict[st
             key, sep, raw = part.partition("=")
             key = key.strip()
             if not sep or key not in dims:
-                raise ConfigError(f"tune.points entry {entry!r}: {key or part!r} is not a key of tune.space "
+                raise ConfigError(f"tune.points entry {entry!r}: {key or part} is not a key of tune.space "
                                   f"({', '.join(dims)})")
             point[key] = _value(raw.strip(), entry)
         missing = [k for k, d in dims.items() if k not in point and d.kind != "grid"]
