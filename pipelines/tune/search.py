@@ -17,6 +17,7 @@ from typing import Any
 from cluster.local import TRIAL_RESOURCE, connect
 from gan_core.metrics.inception import weights_path
 from pipelines.config import ConfigError, RunConfig, build, to_dict
+from pipelines.data.manifest import read_dataset
 from pipelines.tracking import store
 from pipelines.tracking.runs import check_reachable, end_run, reopen_run
 from pipelines.train.launch import check_data, check_eval, resolved
@@ -136,8 +137,6 @@ def run_search(cfg: RunConfig, name: str | None = None, address: str | None = No
     check_reachable(store.resolve(cfg.tracking).uri)
     dims = parse_space(cfg.tune.space, to_dict(cfg))
     search_algorithm(cfg, dims)  # refuse a bad search/scheduler pair before anything starts
-    from pipelines.data.manifest import read_dataset
-
     metric = objective_metric(cfg, read_dataset(cfg.data.path).resolution)
     # Tune's per-trial result.json / progress.csv: the result grid reads them (the quiet
     # defaults of `connect` turn them off for plain training).
