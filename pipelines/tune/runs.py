@@ -34,13 +34,6 @@ def _named(cfg: RunConfig, run_name: str) -> TrackingConfig:
     return dataclasses.replace(cfg.tracking, run_name=run_name)
 
 
-def find_search_run(cfg: RunConfig, name: str) -> str | None:
-    client = MlflowClient(cfg.tracking.uri)
-    exp = experiment_id(client, cfg.tracking, cfg.gan)
-    runs = client.search_runs([exp], filter_string=f"tags.`{SEARCH_TAG}` = '{name}' and tags.`ganforge.kind` = 'search'")
-    return runs[0].info.run_id if runs else None
-
-
 def find_trial_run(cfg: RunConfig, parent: str, trial_id: str) -> str | None:
     client = MlflowClient(cfg.tracking.uri)
     exp = experiment_id(client, cfg.tracking, cfg.gan)
