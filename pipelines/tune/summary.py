@@ -46,7 +46,7 @@ def collect(results: Any, cfg: RunConfig, parent: str) -> list[Trial]:
     for result in results:
         metrics = result.metrics or {}
         trial_id = str(metrics.get("trial_id") or Path(result.path).name)
-        point = {k: v for k, v in (result.config or {}).items()}
+        point = dict(result.config or {})
         reason = "error" if result.error else stop_reason(metrics, cfg.train.steps)
         trials.append(Trial(trial_id, point, float(metrics.get("objective", math.inf)), int(metrics.get("step", 0)),
                             reason, find_trial_run(cfg, parent, trial_id)))
