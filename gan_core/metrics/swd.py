@@ -8,6 +8,7 @@ reported values are multiplied by 1e3.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -58,6 +59,14 @@ def _normalize(desc: torch.Tensor) -> torch.Tensor:
     return ((desc - mean) / std).flatten(1)
 
 
+def _sorted_rows(x: torch.Tensor) -> torch.Tensor:
+    # On CPU, numpy's vectorised sort is about 10x faster than torch.sort (which also builds
+    # indices nobody needs here); the sorts are nearly all of SWD's cost.
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.sort(x.numpy(), axis=1))
+    return torch.sort(x, dim=1).values
+
+
 def _sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: int, repeats: int,
                         generator: torch.Generator) -> float:
     total = 0.0
@@ -66,9 +75,7 @@ def _sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: int, repea
         dirs = dirs / dirs.norm(dim=1, keepdim=True)
         # (directions, patches): each projection is a contiguous row, so the sort runs on
         # contiguous memory (sorting columns of the transposed layout is ~10x slower).
-        pa, _ = torch.sort(dirs @ a.T, dim=1)
-        pb, _ = torch.sort(dirs @ b.T, dim=1)
-        total += (pa - pb).abs().mean().item()
+        total += (_sorted_rows(dirs @ a.T) - _sorted_rows(dirs @ b.T)).abs().mean().item()
     return total / repeats
 
 
