@@ -153,6 +153,9 @@ class TuneConfig:
     reduction_factor: int = 3  # ASHA: keep 1/reduction_factor of the trials at each rung
     perturbation_evals: int = 2  # PBT: evaluations between exploit/explore rounds
     pbt_quantile: float = 0.25  # PBT: the bottom fraction copies the top fraction's weights
+    # PBT: perturb only when every trial has reached the round (reproducible rounds; trials that
+    # arrive first wait, and each wait restarts their Train run) instead of as each arrives.
+    pbt_synch: bool = False
     max_concurrent: int = 0  # trials at once; 0 = as many as the cluster's CPUs (or GPUs) hold
     seed: int = 0  # for the search algorithm's sampling
 

@@ -51,5 +51,6 @@ def scheduler(cfg: RunConfig, dims: dict[str, Dimension]) -> Any:
             raise ConfigError("tune.scheduler=pbt needs a non-grid dimension in tune.space to perturb")
         # The bottom quantile copies the top quantile's weights and perturbs their config.
         return PopulationBasedTraining(time_attr="step", perturbation_interval=cfg.tune.perturbation_evals * every,
-                                       hyperparam_mutations=mutations, quantile_fraction=cfg.tune.pbt_quantile)
+                                       hyperparam_mutations=mutations, quantile_fraction=cfg.tune.pbt_quantile,
+                                       synch=cfg.tune.pbt_synch)
     return FIFOScheduler()

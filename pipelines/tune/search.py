@@ -32,9 +32,12 @@ from pipelines.tune.trial import run_trial
 STATE = "ganforge_search.json"  # beside Tune's own state: what a resume needs to know
 
 
-def _unfinished(results: Any) -> bool:
-    trials = results._experiment_analysis.trials  # ResultGrid has no public trial status
-    return any(t.status not in ("TERMINATED", "ERROR") for t in trials)
+def _unfinished(folder: Path) -> bool:
+    """Whether Tune stopped before every trial ended (Ctrl+C). Read from the state Tune saved:
+    in memory it marks the trials it stopped on the way out as terminated like finished ones."""
+    from ray.tune import ExperimentAnalysis
+
+    return any(t.status not in ("TERMINATED", "ERROR") for t in ExperimentAnalysis(str(folder)).trials)
 
 
 @dataclass
@@ -66,9 +69,17 @@ def check_search(cfg: RunConfig) -> None:
 
 def for_trials(cfg: RunConfig) -> RunConfig:
     """Settings every trial runs with: checkpoints at evaluations (each report Tune scores
-    carries one, for PBT), the stability monitor on, few checkpoints kept per trial."""
-    train = dataclasses.replace(cfg.train, checkpoint_every=cfg.eval.every, keep_checkpoints=max(cfg.train.keep_checkpoints, 2))
+    carries one, for PBT), the stability monitor on, enough checkpoints kept per trial."""
+    train = dataclasses.replace(cfg.train, checkpoint_every=cfg.eval.every, keep_checkpoints=_checkpoints_kept(cfg))
     return dataclasses.replace(cfg, train=train, stability=dataclasses.replace(cfg.stability, check=True))
+
+
+def _checkpoints_kept(cfg: RunConfig) -> int:
+    """A PBT exploit restarts a trial from the checkpoint the better trial had when PBT chose
+    it; that trial trains on meanwhile, so its checkpoints of two perturbation intervals stay."""
+    if cfg.tune.scheduler == "pbt":
+        return max(cfg.train.keep_checkpoints, 2 * cfg.tune.perturbation_evals + 1)
+    return max(cfg.train.keep_checkpoints, 2)
 
 
 def concurrency(cfg: RunConfig, resources: dict[str, float]) -> int:
@@ -100,6 +111,9 @@ def _tuner(cfg: RunConfig, search: dict[str, Any], dims: dict, limit: int, track
 
     trainable = tune.with_resources(tune.with_parameters(run_trial, search=search), {TRIAL_RESOURCE: 1})
     path = Path(search["storage"]).parent / search["name"]
+    # Tune's checkpoints are small pointers to Train checkpoints: under PBT all stay, since an
+    # exploit may name one several reports old (Train's own retention bounds the disk used).
+    pointers_kept = None if cfg.tune.scheduler == "pbt" else 2
     if resume:
         return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
     return tune.Tuner(
@@ -108,7 +122,7 @@ def _tuner(cfg: RunConfig, search: dict[str, Any], dims: dict, limit: int, track
         tune_config=tune.TuneConfig(metric="objective", mode="min", num_samples=cfg.tune.samples,
                                     search_alg=search_algorithm(cfg, dims, limit), scheduler=scheduler(cfg, dims)),
         run_config=tune.RunConfig(name=search["name"], storage_path=str(path.parent), callbacks=[tracker],
-                                  verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
+                                  verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=pointers_kept)),
     )
 
 
@@ -157,7 +171,7 @@ def run_search(cfg: RunConfig, name: str | None = None, address: str | None = No
     tracker = SearchTracker(cfg, parent, _trials_total(cfg, dims), progress)  # on resume: Tune restores its own
     try:
         results = _tuner(cfg, search, dims, limit, tracker, resume).fit()
-        if _unfinished(results):  # Tune returns normally after Ctrl+C, with its state saved
+        if _unfinished(folder):  # Tune returns normally after Ctrl+C, with its state saved
             raise SearchInterrupted(f"search {name} interrupted; continue it with: ganforge tune {cfg.gan} "
                                     f"--resume {name} --set train.storage_path={cfg.train.storage_path}")
         trials = collect(results, cfg, parent)

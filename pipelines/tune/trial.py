@@ -54,22 +54,25 @@ def _report(result: dict[str, Any], train_checkpoint: str | None) -> None:
         tune.report(result)
         return
     with tempfile.TemporaryDirectory(prefix="ganforge-tune-") as folder:
-        Path(folder, POINTER).write_text(json.dumps({"path": train_checkpoint}))
+        # The result goes with the pointer: a trial restarted from it at the end of its budget
+        # (PBT may exploit at the last evaluation) trains no further and reports this result.
+        Path(folder, POINTER).write_text(json.dumps({"path": train_checkpoint, "result": result}))
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def donor_checkpoint() -> str | None:
-    """The Train checkpoint this trial restarts from: its own after a failure, another
-    trial's after a PBT exploit; None on a first start."""
+def donor_checkpoint() -> tuple[str | None, dict[str, Any]]:
+    """The Train checkpoint this trial restarts from (its own after a failure or a resume,
+    another trial's after a PBT exploit) and the result reported with it; None on a first start."""
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return None
+        return None, {}
     with checkpoint.as_directory() as folder:
-        path = json.loads(Path(folder, POINTER).read_text())["path"]
+        pointer = json.loads(Path(folder, POINTER).read_text())
+    path = pointer["path"]
     if not Path(path).is_dir():
         raise FileNotFoundError(f"Train checkpoint {path} named by Tune's checkpoint is gone; keep more "
                                 "(train.keep_checkpoints) or put train.storage_path on storage every node sees")
-    return path
+    return path, pointer.get("result", {})
 
 
 def run_trial(point: dict[str, Any], search: dict[str, Any]) -> None:
@@ -77,7 +80,7 @@ def run_trial(point: dict[str, Any], search: dict[str, Any]) -> None:
     the objective's metric name and the Train storage folder."""
     trial_id = tune.get_context().get_trial_id()
     cfg = build(apply_point(search["tree"], point))
-    resume_from = donor_checkpoint()
+    resume_from, last = donor_checkpoint()
     run_id = trial_run(cfg, search["parent"], search["name"], trial_id, point, resume_from)
     cfg = dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id),
                               train=dataclasses.replace(cfg.train, storage_path=search["storage"]))
@@ -97,7 +100,6 @@ def run_trial(point: dict[str, Any], search: dict[str, Any]) -> None:
             queue.put(None)
 
     threading.Thread(target=fit, name="ganforge-trial-fit", daemon=True).start()
-    last: dict[str, Any] = {}
     while (item := queue.get()) is not None:
         metrics, checkpoint = item
         last = tune_result(metrics, search["metric"])
