@@ -25,6 +25,13 @@ def test_config_file_merges_over_defaults(tmp_path):
     assert cfg.optim.lr_g == 1e-3 and cfg.optim.lr_d == 2e-4 and cfg.train.steps == 9
 
 
+def test_config_files_merge_in_turn_and_the_later_one_wins(tmp_path):
+    (tmp_path / "demo.yaml").write_text("model:\n  ngf: 16\ndata:\n  batch_size: 4\n")
+    (tmp_path / "search.yaml").write_text("data:\n  batch_size: 8\ntrain:\n  workers: 1\n")
+    cfg = load("cyclegan", [str(tmp_path / "demo.yaml"), str(tmp_path / "search.yaml")])
+    assert cfg.model.ngf == 16 and cfg.data.batch_size == 8 and cfg.train.workers == 1 and cfg.model.ndf == 64
+
+
 def test_tree_round_trips_through_dict_and_flattens_for_mlflow():
     cfg = load("lsgan", overrides=["optim.lr_d=1e-4"])
     assert build(to_dict(cfg)) == cfg

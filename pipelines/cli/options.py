@@ -6,7 +6,8 @@ import argparse
 
 
 def add_config_options(p: argparse.ArgumentParser, example: str) -> None:
-    p.add_argument("--config", help="YAML file merged over the GAN's defaults")
+    p.add_argument("--config", action="append", default=[], metavar="YAML",
+                   help="YAML file merged over the GAN's defaults (repeatable: a later file wins)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"dotted override, e.g. --set {example} (repeatable)")
 

@@ -149,11 +149,12 @@ def build(tree: dict[str, Any]) -> RunConfig:
     return RunConfig(gan=gan_name, **built)
 
 
-def load(gan: str, config_file: str | None = None, overrides: Iterable[str] = ()) -> RunConfig:
-    """The config of a run of ``gan``: defaults, the GAN's YAML, ``config_file``, overrides."""
+def load(gan: str, config_files: str | Iterable[str] | None = None, overrides: Iterable[str] = ()) -> RunConfig:
+    """The config of a run of ``gan``: defaults, the GAN's YAML, each of ``config_files`` in
+    turn (a later file wins), overrides."""
     tree: dict[str, Any] = {"gan": gan}
     tree = _deep_merge(tree, gan_defaults(gan))
-    if config_file:
+    for config_file in [config_files] if isinstance(config_files, str) else config_files or ():
         tree = _deep_merge(tree, _yaml_file(config_file))
         tree["gan"] = gan
     return build(apply_overrides(tree, overrides))
