@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 # A Tune trial's own process (the driver of its Train run) takes one unit of this custom
 # resource instead of a CPU: with a CPU each, trial drivers would hold the CPUs their workers
 # wait for, and a small machine deadlocks. Clusters declare it on the head node (ray_cluster.yaml).
 TRIAL_RESOURCE = "ganforge_trial"
 LOCAL_TRIAL_SLOTS = 1024  # locally, concurrency is bounded by CPUs (see pipelines.tune.search)
+GCS_PORT_ENV = "RAY_GCS_SERVER_PORT"
 
 QUIET_ENV = {
     "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",  # keep worker prints out of Train's report stream
@@ -19,6 +21,30 @@ QUIET_ENV = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     "RAY_AIR_NEW_OUTPUT": "0",
 }
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]
+
+
+def _new_instance(num_cpus: int | None) -> dict:
+    """``ray.init`` arguments for a local instance whose processes know its address: Ray
+    Train's placement-group cleaner looks its cluster up by itself, and with a second Ray
+    instance on the machine it fails ("Found multiple active Ray instances") and never frees
+    a stopped run's CPUs, so a search whose scheduler stops or pauses a trial waits forever."""
+    from ray.util import get_node_ip_address
+
+    port = _free_port()
+    os.environ[GCS_PORT_ENV] = str(port)  # read once, when the instance starts
+    # A search starts a few CPU-less processes per trial (the trial, its report queue, its
+    # Train controller); with the default of one worker start per CPU, the raylet warns of
+    # a "large number of actors" on every search on a small machine.
+    os.environ.setdefault("RAY_worker_maximum_startup_concurrency", str(max(8, os.cpu_count() or 1)))
+    return {"num_cpus": num_cpus, "include_dashboard": True, "dashboard_host": "127.0.0.1",
+            "resources": {TRIAL_RESOURCE: LOCAL_TRIAL_SLOTS},
+            "runtime_env": {"env_vars": {"RAY_ADDRESS": f"{get_node_ip_address()}:{port}"}}}
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, verbose: bool = False) -> None:
@@ -34,15 +60,14 @@ def connect(address: str | None = None, num_cpus: int | None = None, verbose: bo
         # every start. Authentication stays on; only the notice is silenced.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs = {} if address else {"num_cpus": num_cpus, "include_dashboard": True, "dashboard_host": "127.0.0.1",
-                                 "resources": {TRIAL_RESOURCE: LOCAL_TRIAL_SLOTS}}
     ray.init(
         address=address,
         logging_level=logging.INFO if verbose else logging.WARNING,
         log_to_driver=verbose,
         configure_logging=True,
-        **kwargs,
+        **({} if address else _new_instance(num_cpus)),
     )
+    os.environ.pop(GCS_PORT_ENV, None)
     if not verbose:
         for name in ("ray", "ray.train", "ray.tune", "ray.data"):
             logging.getLogger(name).setLevel(logging.WARNING)

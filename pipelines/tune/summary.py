@@ -78,10 +78,7 @@ def heatmap(trials: list[Trial], metric: str, path: Path, cfg: RunConfig) -> boo
     fig, ax = plt.subplots(figsize=(6.4, 5.2), dpi=110)
     scored = [t for t in points if math.isfinite(t.objective) and t.reason in ("completed", "early_stopped")]
     if scored:
-        dots = ax.scatter([t.point["optim.lr_g"] for t in scored], [t.point["optim.lr_d"] for t in scored],
-                          c=[t.objective for t in scored], cmap="viridis_r", s=[140 if t.reason == "completed" else 60 for t in scored],
-                          edgecolors=["black" if t.reason == "completed" else "none" for t in scored])
-        fig.colorbar(dots, ax=ax, label=f"{metric} at the trial's last evaluation (lower is better)")
+        _scored_dots(fig, ax, scored, metric)
     for reason in (*UNSTABLE, "error"):
         group = [t for t in points if t.reason == reason]
         if group:
@@ -101,6 +98,22 @@ def heatmap(trials: list[Trial], metric: str, path: Path, cfg: RunConfig) -> boo
     fig.savefig(path)
     plt.close(fig)
     return True
+
+
+def _scored_dots(fig: Any, ax: Any, scored: list[Trial], metric: str) -> None:
+    """One dot per scored trial, coloured and labelled by its metric; a log colour scale when
+    the values spread widely, so the good region is not one colour next to a few failures."""
+    from matplotlib.colors import LogNorm
+
+    values = [t.objective for t in scored]
+    spread = min(values) > 0 and max(values) > 4 * min(values)
+    xs, ys = [t.point["optim.lr_g"] for t in scored], [t.point["optim.lr_d"] for t in scored]
+    dots = ax.scatter(xs, ys, c=values, cmap="viridis_r", norm=LogNorm() if spread else None,
+                      s=[140 if t.reason == "completed" else 60 for t in scored],
+                      edgecolors=["black" if t.reason == "completed" else "none" for t in scored])
+    for x, y, value in zip(xs, ys, values):
+        ax.annotate(f"{value:.3g}", (x, y), textcoords="offset points", xytext=(7, 5), fontsize=7)
+    fig.colorbar(dots, ax=ax, label=f"{metric} at the trial's last evaluation (lower is better)")
 
 
 def register_best(client: MlflowClient, gan: str, best: Trial) -> str | None:
