@@ -55,7 +55,7 @@ test: $(BIN)/.installed
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow"
 
-# Real Ray Tune searches of real Ray Train trials (about 2 minutes on 2 cores).
+# Real Ray Tune searches of real Ray Train trials: ASHA, PBT, interrupt and resume (about 4 minutes on 2 cores).
 test-search: $(BIN)/.installed
 	$(BIN)/python -m pytest -m search
 

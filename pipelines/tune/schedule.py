@@ -4,6 +4,7 @@ perturbation interval line up with evaluations."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from pipelines.config import ConfigError, RunConfig
@@ -49,6 +50,9 @@ def scheduler(cfg: RunConfig, dims: dict[str, Dimension]) -> Any:
         mutations = {k: d.domain() for k, d in dims.items() if d.kind != "grid"}
         if not mutations:
             raise ConfigError("tune.scheduler=pbt needs a non-grid dimension in tune.space to perturb")
+        # Tune suggests reusing trial actors under PBT; a ganforge trial builds a new Train run at
+        # every start anyway, so the advice does not apply.
+        warnings.filterwarnings("ignore", message="Consider boosting PBT performance")
         # The bottom quantile copies the top quantile's weights and perturbs their config.
         return PopulationBasedTraining(time_attr="step", perturbation_interval=cfg.tune.perturbation_evals * every,
                                        hyperparam_mutations=mutations, quantile_fraction=cfg.tune.pbt_quantile,
