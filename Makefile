@@ -43,7 +43,7 @@ demo: $(if $(DATA_$(GAN)),$(DATA_$(GAN))/manifest.json,$(error GAN=$(GAN): choos
 	$(BIN)/ganforge train $(GAN) --data $(DATA_$(GAN)) --workers 2 --steps $(STEPS) --config pipelines/configs/demo/$(GAN).yaml
 
 # The README's learning-rate balance searches on the demo data: 13 one-worker trials, the
-# default equal rates first (GAN=lsgan about 20 minutes on 2 cores, GAN=discogan about 25).
+# default equal rates first (GAN=lsgan about 23 minutes on 2 cores, GAN=discogan about 27).
 tune-demo: $(if $(filter lsgan discogan,$(GAN)),$(DATA_$(GAN))/manifest.json)
 	@case "$(GAN)" in lsgan|discogan) ;; *) echo "tune-demo: GAN=$(GAN): choose lsgan or discogan" >&2; exit 2;; esac
 	$(BIN)/ganforge tune $(GAN) --data $(DATA_$(GAN)) --name demo-$(GAN)-$(shell date +%m%d-%H%M%S) \
