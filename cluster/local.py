@@ -67,7 +67,8 @@ def connect(address: str | None = None, num_cpus: int | None = None, verbose: bo
         configure_logging=True,
         **({} if address else _new_instance(num_cpus)),
     )
-    os.environ.pop(GCS_PORT_ENV, None)
+    if not address:
+        os.environ.pop(GCS_PORT_ENV, None)  # for this start only
     if not verbose:
         for name in ("ray", "ray.train", "ray.tune", "ray.data"):
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -9,6 +9,7 @@ OTHER_INSTANCE = "import ray, sys; ray.init(num_cpus=0, include_dashboard=False)
 
 
 @pytest.mark.slow
+@pytest.mark.search  # the deadlock it guards against stops searches; CI's budget keeps it with them
 def test_workers_find_their_own_cluster_beside_another_ray_instance(ray_local):
     import ray
 
