@@ -9,7 +9,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -120,7 +119,7 @@ def test_pbt_exploits_the_better_trial_and_applies_the_perturbed_rates(digit_sha
     assert {t.reason for t in outcome.trials} == {"completed"} and all(t.step == 30 for t in outcome.trials)
 
 
-def _interrupt_when(ready, finished: threading.Event) -> threading.Thread:
+def _interrupt_when(ready, finished: threading.Event) -> None:
     """SIGINT to this process (as Ctrl+C would) once ``ready()``: Tune saves its state and stops."""
     def watch() -> None:
         while not finished.is_set():
@@ -129,9 +128,7 @@ def _interrupt_when(ready, finished: threading.Event) -> threading.Thread:
                 return
             time.sleep(0.5)
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def test_an_interrupted_search_resumes_without_repeating_finished_trials(digit_shards, ray_local, tmp_path):
@@ -161,7 +158,9 @@ def test_an_interrupted_search_resumes_without_repeating_finished_trials(digit_s
     children = _children(client, outcome.parent_run_id)
     assert len(children) == 2  # the resumed trial kept its run
     first, second = sorted(children.values(), key=lambda r: r.info.start_time)
-    train_runs = lambda run: list(Path(tmp_path / "ray" / "resume-train").glob(f"{run.data.tags['ganforge.trial_id']}-*"))
+    def train_runs(run):  # the Train run folders of a trial, one per start
+        return list((tmp_path / "ray" / "resume-train").glob(f"{run.data.tags['ganforge.trial_id']}-*"))
+
     assert len(train_runs(first)) == 1  # the finished trial was not run again
     assert len(train_runs(second)) == 2 and f"/{second.data.tags['ganforge.trial_id']}-" in second.data.tags[RESTORED_TAG]
     steps = [m.step for m in _in_order(client, second.info.run_id, "eval/swd")]

@@ -111,11 +111,11 @@ def _tuner(cfg: RunConfig, search: dict[str, Any], dims: dict, limit: int, track
 
     trainable = tune.with_resources(tune.with_parameters(run_trial, search=search), {TRIAL_RESOURCE: 1})
     path = Path(search["storage"]).parent / search["name"]
+    if resume:
+        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
     # Tune's checkpoints are small pointers to Train checkpoints: under PBT all stay, since an
     # exploit may name one several reports old (Train's own retention bounds the disk used).
     pointers_kept = None if cfg.tune.scheduler == "pbt" else 2
-    if resume:
-        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
     return tune.Tuner(
         trainable,
         param_space={k: d.domain() for k, d in dims.items()},
