@@ -14,7 +14,8 @@ from pipelines.train.guard import Diverged
 from pipelines.train.stability import StabilityMonitor
 from pipelines.tune.schedule import search_algorithm
 from pipelines.tune.search import concurrency
-from pipelines.tune.space import apply_point, parse_points, parse_space
+from pipelines.tune.space import apply_point, parse_points, parse_space, with_seeds
+from pipelines.tune.summary import Trial, pool_seeds
 
 
 # --- the space ---------------------------------------------------------------------------
@@ -48,6 +49,34 @@ def test_points_to_try_first_are_parsed_and_checked_against_the_space():
         parse_points(["optim.lr_g=2e-4,optim.beta1=0.5"], dims)
     with pytest.raises(ConfigError, match="gives no value for optim.lr_d"):
         parse_points(["optim.lr_g=2e-4"], dims)
+
+
+def test_seeds_repeat_every_point_and_refuse_a_seed_dimension_of_their_own():
+    cfg = load("lsgan", overrides=["train.seed=7"])
+    dims = with_seeds(parse_space(cfg.tune.space, to_dict(cfg)), 3, cfg.train.seed)
+    assert dims["train.seed"].kind == "grid" and dims["train.seed"].values == (7, 8, 9)
+    assert parse_points(["optim.lr_g=2e-4,optim.lr_d=2e-4"], dims) == [{"optim.lr_g": 2e-4, "optim.lr_d": 2e-4}]
+    with pytest.raises(ConfigError, match="drop the train.seed entry"):
+        with_seeds(parse_space(["optim.lr_g=loguniform:1e-5:1e-2", "train.seed=choice:0,1"], to_dict(cfg)), 2, 0)
+    for search, scheduler, message in (("optuna", "asha", "use tune.search=random"), ("random", "pbt", "use tune.seeds=1")):
+        seeded = load("lsgan", overrides=[f"tune.search={search}", f"tune.scheduler={scheduler}", "tune.seeds=2"])
+        with pytest.raises(ConfigError, match=message):
+            search_algorithm(seeded, with_seeds(parse_space(seeded.tune.space, to_dict(seeded)), 2, 0))
+
+
+def _trial(trial_id, lr_g, seed, objective, reason="completed"):
+    return Trial(trial_id, {"optim.lr_g": lr_g, "optim.lr_d": 2e-4, "train.seed": seed}, objective, 100, reason, f"run-{trial_id}")
+
+
+def test_points_are_ranked_by_their_mean_over_seeds_not_by_a_lucky_seed():
+    trials = [_trial("a0", 1e-3, 0, 10.0), _trial("a1", 1e-3, 1, 50.0),  # one lucky seed, one bad
+              _trial("b0", 2e-4, 0, 20.0), _trial("b1", 2e-4, 1, 22.0),
+              _trial("c0", 5e-4, 0, 15.0), _trial("c1", 5e-4, 1, 16.0, reason="early_stopped")]
+    best, second, stopped = pool_seeds(trials)
+    assert best.point == {"optim.lr_g": 2e-4, "optim.lr_d": 2e-4} and best.objective == 21.0 and best.spread == 1.0
+    assert best.seeds == 2 and best.trial_id == "b0" and best.run_id == "run-b0"  # its best seed's run is registered
+    assert second.point["optim.lr_g"] == 1e-3 and second.objective == 30.0
+    assert stopped.reason == "early_stopped" and not stopped.eligible  # a stopped seed disqualifies its point
 
 
 def test_optuna_cannot_drive_pbt_and_says_what_to_use():

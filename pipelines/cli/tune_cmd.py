@@ -17,6 +17,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("gan", help=f"registered GAN: {', '.join(gan_core.available())}")
     p.add_argument("--data", help="shard folder written by `ganforge data shard`")
     p.add_argument("--samples", type=int, help="configurations to try (tune.samples)")
+    p.add_argument("--seeds", type=int, help="train every configuration with this many seeds and rank by their "
+                                             "mean (tune.seeds; random search)")
     p.add_argument("--workers-per-trial", type=int, help="DDP workers of each trial (train.workers)")
     p.add_argument("--steps", type=int, help="step budget of each trial (train.steps)")
     p.add_argument("--search", choices=SEARCHES, help="search algorithm (tune.search)")
@@ -32,7 +34,8 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
-    flags = {"data.path": args.data, "tune.samples": args.samples, "train.workers": args.workers_per_trial,
+    flags = {"data.path": args.data, "tune.samples": args.samples, "tune.seeds": args.seeds,
+             "train.workers": args.workers_per_trial,
              "train.steps": args.steps, "tune.search": args.search, "tune.scheduler": args.scheduler}
     return [f"{key}={value}" for key, value in flags.items() if value is not None]
 
@@ -52,6 +55,8 @@ def run(args: argparse.Namespace) -> None:
     if outcome.best is None:
         print("no trial completed its budget without instability: widen tune.space or lower the learning rates")
     else:
-        print(f"best: {outcome.best.point} {outcome.metric}={outcome.best.objective:.4f}")
+        best = outcome.best
+        spread = f" ± {best.spread:.4f} (mean ± std of {best.seeds} seeds)" if best.seeds > 1 else ""
+        print(f"best: {best.point} {outcome.metric}={best.objective:.4f}{spread}")
         print(f"train it: ganforge train {cfg.gan} --from-search {outcome.parent_run_id}")
     print(f"browse it: {ui_hint(outcome.tracking)}")

@@ -158,11 +158,14 @@ class TuneConfig:
     pbt_synch: bool = False
     max_concurrent: int = 0  # trials at once; 0 = as many as the cluster's CPUs (or GPUs) hold
     seed: int = 0  # for the search algorithm's sampling
+    # Train every point with this many seeds (train.seed, train.seed + 1, ...) and rank points
+    # by their mean: GAN runs differ from seed to seed by about as much as close configs do.
+    seeds: int = 1
 
     def __post_init__(self) -> None:
         _require(self.search in SEARCHES, f"tune.search must be one of {SEARCHES}, got {self.search!r}")
         _require(self.scheduler in SCHEDULERS, f"tune.scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
-        for key in ("samples", "grace_evals", "perturbation_evals"):
+        for key in ("samples", "grace_evals", "perturbation_evals", "seeds"):
             _require(getattr(self, key) >= 1, f"tune.{key} must be >= 1, got {getattr(self, key)}")
         _require(self.reduction_factor >= 2, f"tune.reduction_factor must be >= 2, got {self.reduction_factor}")
         _require(0 < self.pbt_quantile <= 0.5, f"tune.pbt_quantile must be in (0, 0.5], got {self.pbt_quantile}")

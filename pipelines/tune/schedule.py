@@ -14,15 +14,24 @@ from pipelines.tune.space import Dimension, parse_points
 def search_algorithm(cfg: RunConfig, dims: dict[str, Dimension], limit: int = 0) -> Any:
     """At most ``limit`` trials at once (0: no limit): Tune ignores ``max_concurrent_trials``
     with its own random/grid generator, so the limit is set on the algorithm itself."""
+    if cfg.tune.seeds > 1 and cfg.tune.scheduler == "pbt":
+        raise ConfigError("tune.seeds > 1 pools each point's seeds, but PBT changes the points during training: "
+                          "use tune.seeds=1 with pbt")
     if cfg.tune.search == "random":
         from ray.tune.search import BasicVariantGenerator
 
+        # With several seeds, each sampled point is held constant over the seed grid (Tune's
+        # default resamples the random dimensions for every grid value).
         return BasicVariantGenerator(points_to_evaluate=parse_points(cfg.tune.points, dims) or None,
-                                     random_state=cfg.tune.seed, max_concurrent=limit)  # random points, grids
+                                     random_state=cfg.tune.seed, max_concurrent=limit,
+                                     constant_grid_search=cfg.tune.seeds > 1)
     if cfg.tune.scheduler == "pbt":
         raise ConfigError("tune.search=optuna cannot drive tune.scheduler=pbt: PBT chooses and perturbs the "
                           "configurations itself (Ray Tune refuses a search algorithm with it); use "
                           "tune.search=random with pbt, or optuna with asha")
+    if cfg.tune.seeds > 1:
+        raise ConfigError("tune.seeds > 1 trains every point with several seeds, which tune.search=optuna cannot "
+                          "do (it proposes each point once): use tune.search=random")
     if any(d.kind == "grid" for d in dims.values()):
         raise ConfigError("tune.search=optuna cannot sample a grid: use choice:... instead of grid:...")
     try:

@@ -24,8 +24,8 @@ from pipelines.train.launch import check_data, check_eval, resolved
 from pipelines.tune.errors import SearchInterrupted
 from pipelines.tune.runs import open_search_run
 from pipelines.tune.schedule import scheduler, search_algorithm
-from pipelines.tune.space import parse_space
-from pipelines.tune.summary import Trial, collect, record
+from pipelines.tune.space import parse_space, with_seeds
+from pipelines.tune.summary import Trial, collect, pool_seeds, record
 from pipelines.tune.tracker import SearchTracker
 from pipelines.tune.trial import run_trial
 
@@ -46,6 +46,7 @@ class SearchOutcome:
     parent_run_id: str
     metric: str
     trials: list[Trial]
+    configs: list[Trial]  # the trials, or with tune.seeds > 1 the points pooled over seeds, best first
     best: Trial | None
     tracking: store.TrackingConfig
 
@@ -149,12 +150,14 @@ def run_search(cfg: RunConfig, name: str | None = None, address: str | None = No
     check_data(cfg)
     check_eval(cfg)
     check_reachable(store.resolve(cfg.tracking).uri)
-    dims = parse_space(cfg.tune.space, to_dict(cfg))
+    dims = with_seeds(parse_space(cfg.tune.space, to_dict(cfg)), cfg.tune.seeds, cfg.train.seed)
     search_algorithm(cfg, dims)  # refuse a bad search/scheduler pair before anything starts
     metric = objective_metric(cfg, read_dataset(cfg.data.path).resolution)
     # Tune's per-trial result.json / progress.csv: the result grid reads them (the quiet
     # defaults of `connect` turn them off for plain training).
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "0"
+    # Tune warns when trials checkpoint often; ganforge sets how many pointers it keeps.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     connect(address, verbose=verbose)
     import ray
 
@@ -175,10 +178,11 @@ def run_search(cfg: RunConfig, name: str | None = None, address: str | None = No
             raise SearchInterrupted(f"search {name} interrupted; continue it with: ganforge tune {cfg.gan} "
                                     f"--resume {name} --set train.storage_path={cfg.train.storage_path}")
         trials = collect(results, cfg, parent)
-        best = record(cfg, to_dict(cfg), parent, trials, metric)
+        configs = pool_seeds(trials) if cfg.tune.seeds > 1 else trials
+        best = record(cfg, to_dict(cfg), parent, trials, configs, metric)
     except BaseException as exc:
         stopped = isinstance(exc, (KeyboardInterrupt, SearchInterrupted))
         end_run(cfg.tracking, parent, "KILLED" if stopped else "FAILED", str(exc))
         raise
     end_run(cfg.tracking, parent, "FINISHED")
-    return SearchOutcome(name, parent, metric, trials, best, cfg.tracking)
+    return SearchOutcome(name, parent, metric, trials, configs, best, cfg.tracking)

@@ -18,6 +18,7 @@ from pipelines.config import ConfigError, flatten
 from pipelines.config.load import parse_value, set_dotted
 
 KINDS = ("loguniform", "uniform", "choice", "grid")
+SEED_KEY = "train.seed"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,16 @@ def parse_space(entries: list[str], tree: dict[str, Any]) -> dict[str, Dimension
     if not dims:
         raise ConfigError("tune.space is empty: nothing to search")
     return dims
+
+
+def with_seeds(dims: dict[str, Dimension], seeds: int, first: int) -> dict[str, Dimension]:
+    """Every point trained with ``seeds`` seeds from ``first`` on: a grid over ``train.seed``,
+    which Tune crosses with each sampled point (and each of ``tune.points``)."""
+    if seeds == 1:
+        return dims
+    if SEED_KEY in dims:
+        raise ConfigError(f"tune.seeds={seeds} sets {SEED_KEY} itself: drop the {SEED_KEY} entry from tune.space")
+    return {**dims, SEED_KEY: Dimension(SEED_KEY, "grid", tuple(range(first, first + seeds)))}
 
 
 def apply_point(tree: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:

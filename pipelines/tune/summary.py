@@ -1,12 +1,14 @@
 """What a finished search leaves in its parent MLflow run: a CSV of every trial, a heatmap of
 the final metric over (lr_G, lr_D) with stopped trials marked, the best config (params, a
 ``best_config.yaml`` that ``ganforge train --from-search`` reads) and the best trial's
-generator registered as ``<gan>-generator`` with the alias ``best``."""
+generator registered as ``<gan>-generator`` with the alias ``best``. With ``tune.seeds`` > 1
+points are ranked, drawn and reported by their mean over seeds (``configs.csv`` lists them)."""
 
 from __future__ import annotations
 
 import csv
 import math
+import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from mlflow.exceptions import MlflowException
 
 from pipelines.config import RunConfig
 from pipelines.tune.runs import find_trial_run
-from pipelines.tune.space import apply_point
+from pipelines.tune.space import SEED_KEY, apply_point
 from pipelines.tune.tracker import UNSTABLE, stop_reason
 
 BEST_CONFIG = "best_config.yaml"
@@ -34,6 +36,8 @@ class Trial:
     step: int
     reason: str
     run_id: str | None
+    seeds: int = 1  # a point pooled over seeds: objective is their mean, spread their std
+    spread: float = 0.0
 
     @property
     def eligible(self) -> bool:
@@ -53,15 +57,34 @@ def collect(results: Any, cfg: RunConfig, parent: str) -> list[Trial]:
     return sorted(trials, key=lambda t: (not t.eligible, t.objective))
 
 
+def pool_seeds(trials: list[Trial]) -> list[Trial]:
+    """One entry per point over its seeds, best first: the mean objective (and its std), the
+    first reason other than completed, and the best seed's trial and run (the one registered)."""
+    groups: dict[tuple, list[Trial]] = {}
+    for t in trials:
+        groups.setdefault(tuple(sorted((k, v) for k, v in t.point.items() if k != SEED_KEY)), []).append(t)
+    pooled = []
+    for point, members in groups.items():
+        members.sort(key=lambda t: (not t.eligible, t.objective))
+        values = [t.objective for t in members]
+        finite = all(math.isfinite(v) for v in values)
+        reason = next((t.reason for t in members if t.reason != "completed"), "completed")
+        pooled.append(Trial(members[0].trial_id, dict(point), statistics.fmean(values) if finite else math.inf,
+                            min(t.step for t in members), reason, members[0].run_id, seeds=len(members),
+                            spread=statistics.pstdev(values) if finite else math.nan))
+    return sorted(pooled, key=lambda t: (not t.eligible, t.objective))
+
+
 def write_csv(trials: list[Trial], path: Path) -> None:
     keys = sorted({k for t in trials for k in t.point})
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["trial_id", *keys, "lr_ratio_d_over_g", "objective", "step", "stop_reason", "run_id"])
+        writer.writerow(["trial_id", *keys, "lr_ratio_d_over_g", "objective", "objective_std", "seeds", "step",
+                         "stop_reason", "run_id"])
         for t in trials:
             ratio = t.point["optim.lr_d"] / t.point["optim.lr_g"] if {"optim.lr_d", "optim.lr_g"} <= t.point.keys() else ""
-            writer.writerow([t.trial_id, *(t.point.get(k, "") for k in keys), ratio, t.objective, t.step, t.reason,
-                             t.run_id or ""])
+            writer.writerow([t.trial_id, *(t.point.get(k, "") for k in keys), ratio, t.objective, t.spread, t.seeds,
+                             t.step, t.reason, t.run_id or ""])
 
 
 def heatmap(trials: list[Trial], metric: str, path: Path, cfg: RunConfig) -> bool:
@@ -77,8 +100,9 @@ def heatmap(trials: list[Trial], metric: str, path: Path, cfg: RunConfig) -> boo
 
     fig, ax = plt.subplots(figsize=(6.4, 5.2), dpi=110)
     scored = [t for t in points if math.isfinite(t.objective) and t.reason in ("completed", "early_stopped")]
+    seeds = max(t.seeds for t in points)
     if scored:
-        _scored_dots(fig, ax, scored, metric)
+        _scored_dots(fig, ax, scored, f"{metric} at the last evaluation" + (f", mean of {seeds} seeds" if seeds > 1 else ""))
     for reason in (*UNSTABLE, "error"):
         group = [t for t in points if t.reason == reason]
         if group:
@@ -87,12 +111,14 @@ def heatmap(trials: list[Trial], metric: str, path: Path, cfg: RunConfig) -> boo
     best = next((t for t in trials if t.eligible and t in points), None)
     if best is not None:
         ax.scatter([best.point["optim.lr_g"]], [best.point["optim.lr_d"]], marker="*", s=420, color="gold",
-                   edgecolors="black", label=f"best: {best.objective:.4f}", zorder=5)
+                   edgecolors="black", zorder=5,
+                   label=f"best: {best.objective:.4f}" + (f" ± {best.spread:.2g}" if best.seeds > 1 else ""))
     lo = min(min(t.point["optim.lr_g"], t.point["optim.lr_d"]) for t in points) / 1.5
     hi = max(max(t.point["optim.lr_g"], t.point["optim.lr_d"]) for t in points) * 1.5
     ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--", label="lr_D = lr_G")
     ax.set(xscale="log", yscale="log", xlabel="lr_G", ylabel="lr_D",
-           title=f"{cfg.gan}: {len(points)} trials, {cfg.train.steps} steps each (large dots ran to the end)")
+           title=f"{cfg.gan}: {len(points)} {f'points x {seeds} seeds' if seeds > 1 else 'trials'}, "
+                 f"{cfg.train.steps} steps each (large dots ran to the end)")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -100,7 +126,7 @@ def heatmap(trials: list[Trial], metric: str, path: Path, cfg: RunConfig) -> boo
     return True
 
 
-def _scored_dots(fig: Any, ax: Any, scored: list[Trial], metric: str) -> None:
+def _scored_dots(fig: Any, ax: Any, scored: list[Trial], label: str) -> None:
     """One dot per scored trial, coloured and labelled by its metric; a log colour scale when
     the values spread widely, so the good region is not one colour next to a few failures."""
     from matplotlib.colors import LogNorm
@@ -113,7 +139,7 @@ def _scored_dots(fig: Any, ax: Any, scored: list[Trial], metric: str) -> None:
                       edgecolors=["black" if t.reason == "completed" else "none" for t in scored])
     for x, y, value in zip(xs, ys, values):
         ax.annotate(f"{value:.3g}", (x, y), textcoords="offset points", xytext=(7, 5), fontsize=7)
-    fig.colorbar(dots, ax=ax, label=f"{metric} at the trial's last evaluation (lower is better)")
+    fig.colorbar(dots, ax=ax, label=f"{label} (lower is better)")
 
 
 def register_best(client: MlflowClient, gan: str, best: Trial) -> str | None:
@@ -134,17 +160,21 @@ def register_best(client: MlflowClient, gan: str, best: Trial) -> str | None:
     return version.version
 
 
-def record(cfg: RunConfig, base_tree: dict[str, Any], parent: str, trials: list[Trial], metric: str) -> Trial | None:
-    """Write the search's results into its parent run; returns the best trial. ``base_tree``:
-    the user's config, to which the best point is applied for ``best_config.yaml``."""
+def record(cfg: RunConfig, base_tree: dict[str, Any], parent: str, trials: list[Trial], configs: list[Trial],
+           metric: str) -> Trial | None:
+    """Write the search's results into its parent run; returns the best of ``configs`` (the
+    trials, or with several seeds the points pooled over them). ``base_tree``: the user's
+    config, to which the best point is applied for ``best_config.yaml``."""
     client = MlflowClient(cfg.tracking.uri)
-    best = next((t for t in trials if t.eligible), None)
+    best = next((t for t in configs if t.eligible), None)
     counts = {f"trials/{r}": sum(t.reason == r for t in trials)
               for r in ("completed", "early_stopped", *UNSTABLE, "error")}
     metrics = [Metric(k, float(v), 0, 0) for k, v in counts.items()]
     with tempfile.TemporaryDirectory(prefix="ganforge-search-") as folder:
         write_csv(trials, Path(folder, "trials.csv"))
-        heatmap(trials, metric, Path(folder, "lr_heatmap.png"), cfg)
+        if configs is not trials:
+            write_csv(configs, Path(folder, "configs.csv"))
+        heatmap(configs, metric, Path(folder, "lr_heatmap.png"), cfg)
         if best is not None:
             tree = apply_point(base_tree, best.point)
             tree["tracking"].update(run_name="", run_id="")  # a run trained from it is a new run
@@ -153,6 +183,8 @@ def record(cfg: RunConfig, base_tree: dict[str, Any], parent: str, trials: list[
     params = []
     if best is not None:
         metrics.append(Metric("best/objective", best.objective, 0, 0))
+        if best.seeds > 1:
+            metrics.append(Metric("best/objective_std", best.spread, 0, 0))
         params = [Param(f"best.{k}", str(v)) for k, v in best.point.items()]
         params += [Param("best.trial_id", best.trial_id), Param("best.run_id", best.run_id or "")]
         logged = client.get_run(parent).data.params  # a resumed search ends a second time
