@@ -96,6 +96,8 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
     elif kind is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, bool):  # YAML 1.1 reads on/off (and yes/no) as booleans: amp=off means "off"
+            return "on" if value else "off"
     else:
         return value
     name = getattr(kind, "__name__", str(kind))
