@@ -46,6 +46,7 @@ def test_tree_round_trips_through_dict_and_flattens_for_mlflow():
     ("train.steps=many", "train.steps must be of type int"),
     ("train.amp=fp8", "train.amp must be one of"),
     ("train.amp=on", "train.amp must be one of"),
+    ("train.channels_last=sometimes", "train.channels_last must be one of"),
     ("data.mode=sometimes", "data.mode must be one of"),
     ("model.ngf=0", "model.ngf must be >= 1"),
     ("modle.ngf=3", "unknown config section modle (did you mean model?)"),
@@ -59,9 +60,9 @@ def test_bad_values_fail_naming_the_key(override, message):
 
 def test_on_and_off_are_words_for_switches_on_the_command_line_and_in_yaml(tmp_path):
     # YAML 1.1 reads on/off as booleans; a string setting takes them as the words.
-    (tmp_path / "cpu.yaml").write_text("train:\n  amp: off\n")
-    assert load("lsgan", [str(tmp_path / "cpu.yaml")]).train.amp == "off"
-    assert load("lsgan", overrides=["train.amp=bf16", "train.amp=off"]).train.amp == "off"
+    (tmp_path / "gpu.yaml").write_text("train:\n  channels_last: on\n")
+    cfg = load("lsgan", [str(tmp_path / "gpu.yaml")], ["train.amp=off"])
+    assert cfg.train.channels_last == "on" and cfg.train.amp == "off"
 
 
 def test_unknown_gan_is_a_config_error_listing_the_known_ones():

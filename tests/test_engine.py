@@ -63,3 +63,26 @@ def test_set_learning_rates_moves_both_groups_and_survives_the_schedule():
     engine.set_learning_rates(lr_g=1e-3, lr_d=5e-5)
     engine.train_step(_batch(0))
     assert engine.learning_rates() == {"lr/G": 1e-3, "lr/D": 5e-5}
+
+
+def test_the_gpu_fast_path_is_off_by_default_on_cpu():
+    engine, _ = _engine()
+    assert engine.amp == "off" and engine.memory_format is torch.contiguous_format
+    convs = [p for p in engine.raw["D"].parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous() for p in convs)
+
+
+def test_channels_last_trains_the_same_nets_in_nhwc():
+    results = {}
+    for layout in ("off", "on"):
+        torch.manual_seed(0)
+        engine, _ = _engine([f"train.channels_last={layout}"])
+        logs = [engine.train_step(_batch(i)) for i in range(3)]
+        results[layout] = (logs, engine.raw["G"].state_dict())
+    convs = [p for p in _engine(["train.channels_last=on"])[0].raw["D"].parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert not all(p.is_contiguous() for p in convs)  # really NHWC, not weights that are both
+    (logs_nchw, g_nchw), (logs_nhwc, g_nhwc) = results["off"], results["on"]
+    for a, b in zip(logs_nchw, logs_nhwc):
+        assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-5) for k in a)
+    assert all(torch.allclose(g_nchw[k].float(), g_nhwc[k].float(), rtol=1e-3, atol=1e-5) for k in g_nchw)

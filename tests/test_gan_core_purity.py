@@ -1,5 +1,7 @@
 """gan_core must stay pure PyTorch: importing all of it, in a fresh interpreter, loads no
-Ray, MLflow or WebDataset module, and no source file names them in an import."""
+Ray, MLflow or WebDataset module, and no source file names them in an import. The training
+step (engine, device settings, model batches, config) needs torch alone too, so GPU
+benchmarks run on a machine without the orchestration stack."""
 
 import ast
 import json
@@ -34,3 +36,15 @@ def test_no_gan_core_source_imports_orchestration_packages():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
     assert offenders == []
+
+
+def test_the_training_step_and_its_benchmark_load_no_orchestration_module():
+    code = (
+        "import json, sys\n"
+        "import pipelines.train.engine, pipelines.train.device, pipelines.data.tensors, pipelines.config\n"
+        "sys.argv = ['step_time']; sys.path.insert(0, 'benchmarks'); import step_time\n"
+        "print(json.dumps(sorted({k.split('.')[0] for k in sys.modules} & set(%r))))\n" % (FORBIDDEN,)
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-AMP_MODES = ("off", "bf16", "fp16")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+SWITCHES = ("auto", "on", "off")
 DATA_MODES = ("resampled", "exact")
 SEARCHES = ("random", "optuna")
 SCHEDULERS = ("asha", "pbt", "none")
@@ -72,7 +73,12 @@ class TrainConfig:
     workers: int = 2  # Ray Train DDP workers
     use_gpu: bool = False
     threads_per_worker: int = 1  # torch intra-op threads per worker: workers x threads <= cores
-    amp: str = "off"  # off | bf16 | fp16 (fp16 adds a gradient scaler)
+    # The GPU path; "auto" is on with CUDA, off on CPU. amp: autocast dtype, auto = bf16 where
+    # the GPU has it (fp16 adds a gradient scaler, for GPUs without bf16).
+    amp: str = "auto"  # auto | off | bf16 | fp16
+    channels_last: str = "auto"  # auto | on | off: NHWC nets and batches (tensor cores' layout)
+    tf32: bool = True  # TF32 matmuls and convolutions on Ampere and newer (no effect on CPU)
+    compile: bool = False  # torch.compile every net (minutes of compiling; pays off on long GPU runs)
     ema_half_life_kimg: float = 0.0  # EMA of the ema_nets, half-life in thousands of images; 0 = off
     # StyleGAN2-ADA's ramp-up: the half-life is at most this fraction of the images seen so
     # far, so early EMA weights are not dominated by the random init; 0 = no ramp-up.
@@ -92,6 +98,7 @@ class TrainConfig:
                     "sample_count", "checkpoint_every", "keep_checkpoints"):
             _require(getattr(self, key) >= 1, f"train.{key} must be >= 1, got {getattr(self, key)}")
         _require(self.amp in AMP_MODES, f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        _require(self.channels_last in SWITCHES, f"train.channels_last must be one of {SWITCHES}, got {self.channels_last!r}")
         _require(self.ema_half_life_kimg >= 0, "train.ema_half_life_kimg must be >= 0")
         _require(self.ema_rampup >= 0, "train.ema_rampup must be >= 0")
         _require(self.max_failures >= 0, "train.max_failures must be >= 0")

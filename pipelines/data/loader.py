@@ -261,18 +261,3 @@ def read_images(shards: DomainShards, n: int, resolution: int, channels: int) ->
 
 def first_images(shards: DomainShards, n: int, resolution: int, channels: int) -> torch.Tensor:
     return read_images(shards, n, resolution, channels)[0]
-
-
-def to_model_batch(batch: dict, device: torch.device, hflip: bool, generator: torch.Generator | None = None) -> dict:
-    """uint8 (N, C, H, W) images per domain -> float in [-1, 1] on ``device``, optionally
-    with random h-flips (drawn independently per domain: the domains are unpaired).
-
-    Done after the host->device copy so the copy moves 4x fewer bytes."""
-    out = {}
-    for key, images in batch["images"].items():
-        image = images.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
-        if hflip:
-            flip = torch.rand(image.shape[0], generator=generator) < 0.5
-            image = torch.where(flip.to(device)[:, None, None, None], image.flip(-1), image)
-        out[key] = image
-    return out

@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from gan_core.interface import GAN, Phase, check_phases
 from gan_core.nets.modes import eval_mode
 from pipelines.config.schema import OptimConfig, TrainConfig
+from pipelines.train.device import amp_mode, channels_last
 from pipelines.train.guard import NonFiniteGuard, all_finite
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -60,9 +61,15 @@ class Engine:
         check_phases(gan.name, gan.phases, gan.groups)
         self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         self.step = 0
-        self.raw: dict[str, nn.Module] = {k: v.to(device) for k, v in gan.build_nets().items()}
+        self.memory_format = torch.channels_last if channels_last(train, device) else torch.contiguous_format
+        self.raw: dict[str, nn.Module] = {k: v.to(device, memory_format=self.memory_format)
+                                          for k, v in gan.build_nets().items()}
         self.nets: dict[str, nn.Module] = {k: self._wrap(v) for k, v in self.raw.items()}
-        self.amp_dtype = AMP_DTYPES.get(train.amp)
+        if train.compile:
+            for net in self.nets.values():
+                net.compile()  # in place: state_dict keys stay those of the plain net
+        self.amp = amp_mode(train, device)
+        self.amp_dtype = AMP_DTYPES.get(self.amp)
         self.groups = {g: self._make_optim(g, nets, optim) for g, nets in gan.groups.items()}
         self.batch_size = batch_size
         self.ema = self._make_ema()
@@ -86,7 +93,7 @@ class Engine:
                                      lr=_group_lr(group, optim) * c,
                                      betas=(optim.beta1 ** c, optim.beta2 ** c),
                                      weight_decay=optim.weight_decay)
-        scaler = torch.amp.GradScaler(self.device.type, enabled=self.train_cfg.amp == "fp16")
+        scaler = torch.amp.GradScaler(self.device.type, enabled=amp_mode(self.train_cfg, self.device) == "fp16")
         return GroupOptim(optimizer, scaler, names)
 
     def _make_ema(self) -> dict[str, nn.Module]:
@@ -139,6 +146,8 @@ class Engine:
     def train_step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run every phase due at this step; returns detached tensors to log (no host sync)."""
         self._apply_lr_schedule()
+        if self.memory_format is torch.channels_last:
+            batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
         logs: dict[str, torch.Tensor] = {}
         for phase in self.gan.phases:
             if phase.active(self.step):

@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 from pipelines.config.schema import RunConfig, TrainConfig
 from pipelines.data.batches import Batches
-from pipelines.data.loader import to_model_batch
+from pipelines.data.tensors import to_model_batch
 from pipelines.train.engine import Engine
 from pipelines.train.guard import Diverged
 from pipelines.train.stability import StabilityMonitor

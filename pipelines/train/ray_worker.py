@@ -25,6 +25,7 @@ from pipelines.tracking.images import grid_image
 from pipelines.tracking.runs import RunLogger
 from pipelines.train import loop
 from pipelines.train.checkpoint import export_generator, load_checkpoint, save_checkpoint
+from pipelines.train.device import configure_device
 from pipelines.train.engine import Engine
 
 REPORTED = ("loss/D", "loss/G", "perf/images_per_sec")  # metrics kept with each Ray checkpoint (and eval/*)
@@ -104,7 +105,8 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(cfg.train.threads_per_worker)
-    device = ray.train.torch.get_device()
+    device = ray.train.torch.get_device()  # one CUDA device per worker on GPU
+    configure_device(cfg.train, device)
 
     dataset = read_dataset(cfg.data.path)
     gan = gan_core.get(cfg.gan)(cfg.model, dataset.resolution, dataset.channels)
