@@ -1,6 +1,6 @@
 """gan_core must stay pure PyTorch: importing all of it, in a fresh interpreter, loads no
 Ray, MLflow or WebDataset module, and no source file names them in an import. The training
-step (engine, device settings, model batches, config) needs torch alone too, so GPU
+step (engine, loop, device settings, model batches) needs torch alone too, so GPU
 benchmarks run on a machine without the orchestration stack."""
 
 import ast
@@ -41,7 +41,7 @@ def test_no_gan_core_source_imports_orchestration_packages():
 def test_the_training_step_and_its_benchmark_load_no_orchestration_module():
     code = (
         "import json, sys\n"
-        "import pipelines.train.engine, pipelines.train.device, pipelines.data.tensors, pipelines.config\n"
+        "import pipelines.train.engine, pipelines.train.loop, pipelines.train.device, pipelines.data.tensors\n"
         "sys.argv = ['step_time']; sys.path.insert(0, 'benchmarks'); import step_time\n"
         "print(json.dumps(sorted({k.split('.')[0] for k in sys.modules} & set(%r))))\n" % (FORBIDDEN,)
     )

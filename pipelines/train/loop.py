@@ -8,17 +8,19 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 import torch
 import torch.distributed as dist
 
 from pipelines.config.schema import RunConfig, TrainConfig
-from pipelines.data.batches import Batches
 from pipelines.data.tensors import to_model_batch
 from pipelines.train.engine import Engine
 from pipelines.train.guard import Diverged
 from pipelines.train.stability import StabilityMonitor
+
+if TYPE_CHECKING:  # the loop takes any batch source; WebDataset's stays out of torch-only installs
+    from pipelines.data.batches import Batches
 
 Evaluate = Callable[[dict[str, torch.nn.Module]], dict[str, float]]
 

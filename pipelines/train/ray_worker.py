@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import ray.train
 import ray.train.torch
@@ -22,11 +22,13 @@ from pipelines.data.manifest import read_dataset
 from pipelines.eval.evaluator import make_evaluator
 from pipelines.eval.reference import split_of
 from pipelines.tracking.images import grid_image
-from pipelines.tracking.runs import RunLogger
 from pipelines.train import loop
 from pipelines.train.checkpoint import export_generator, load_checkpoint, save_checkpoint
 from pipelines.train.device import configure_device
 from pipelines.train.engine import Engine
+
+if TYPE_CHECKING:
+    from pipelines.tracking.runs import RunLogger
 
 REPORTED = ("loss/D", "loss/G", "perf/images_per_sec")  # metrics kept with each Ray checkpoint (and eval/*)
 
@@ -99,6 +101,12 @@ def _restore(engine: Engine, resume_from: str | None, optim: OptimConfig, device
     return loop.Position(int(state["epoch"]), int(state.get("batch", 0)))
 
 
+def _chief_logger(uri: str, run_id: str) -> RunLogger:
+    from pipelines.tracking.runs import RunLogger  # MLflow takes about a second to import: rank 0 alone logs
+
+    return RunLogger(uri, run_id)
+
+
 def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     cfg_tree = loop_config["config"]
     cfg = build(cfg_tree)
@@ -119,7 +127,7 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     domains = resolve_domains(dataset, cfg.gan, gan.domains, cfg.data.domain)
     data = Batches(dataset, domains, spec, cfg.data.batch_size, cfg.data.epoch_batches,
                    pin_memory=device.type == "cuda")
-    logger = RunLogger(cfg.tracking.uri, loop_config["run_id"]) if rank == 0 else None
+    logger = _chief_logger(cfg.tracking.uri, loop_config["run_id"]) if rank == 0 else None
     if logger is not None:  # what the job really ran on, as opposed to what was asked for
         logger.tags({"ganforge.world_size": str(world), "ganforge.device": str(device),
                      "ganforge.backend": torch.distributed.get_backend() if world > 1 else "none"})
