@@ -1,0 +1,123 @@
+"""What Ray Train costs, on this machine, side by side in one run:
+
+* overhead: steady-state images/second of the ganforge loop under Ray Train with 1 worker
+  against the same loop in a plain single process (no Ray, no MLflow), same threads, batch
+  and data loader (target: ratio >= 0.95 for every GAN);
+* scaling: 2 workers x 1 thread against 1 worker x 1 thread at the same per-worker batch
+  (target: ratio >= 1.7);
+* start-up: seconds from `ganforge train` to the first optimizer step on local Ray.
+
+Each GAN runs its demo config (pipelines/configs/demo) at its demo size.
+
+    python benchmarks/ray_overhead.py [--gans lsgan,discogan] [--steps 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import GANS, ROOT, shards_for, steady_rate, table
+
+DEMO_SIZE = {"lsgan": 16, "stylegan": 16, "cyclegan": 32, "discogan": 32}
+QUIET = ["train.log_every=10", "train.sample_every=1000000", "train.checkpoint_every=1000000", "eval.every=0",
+         "train.threads_per_worker=1"]
+
+
+def config(gan: str, steps: int, workers: int, store: Path):
+    from pipelines.config import load
+
+    return load(gan, [str(ROOT / "pipelines" / "configs" / "demo" / f"{gan}.yaml")],
+                [f"data.path={shards_for(gan, DEMO_SIZE[gan])}", f"train.steps={steps}", f"train.workers={workers}",
+                 *QUIET, f"tracking.uri=sqlite:///{store / 'mlflow.db'}", f"train.storage_path={store / 'ray'}"])
+
+
+def plain_rate(cfg) -> float:
+    """The same loop, engine and data stream in this process, with no Ray and no tracking."""
+    import torch
+
+    import gan_core
+    from pipelines.config import to_dict
+    from pipelines.data.batches import Batches, resolve_domains
+    from pipelines.data.loader import StreamSpec
+    from pipelines.data.manifest import read_dataset
+    from pipelines.train import loop
+    from pipelines.train.engine import Engine
+
+    torch.set_num_threads(cfg.train.threads_per_worker)
+    dataset = read_dataset(cfg.data.path)
+    gan = gan_core.get(cfg.gan)(cfg.model, dataset.resolution, dataset.channels)
+    engine = Engine(gan, cfg.optim, cfg.train, torch.device("cpu"), cfg.data.batch_size)
+    spec = StreamSpec(mode=cfg.data.mode, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
+                      loader_workers=cfg.data.loader_workers)
+    data = Batches(dataset, resolve_domains(dataset, cfg.gan, gan.domains), spec, cfg.data.batch_size)
+    hooks = loop.CollectingHooks()
+    loop.run(cfg, to_dict(cfg), engine, data, hooks)
+    return steady_rate(hooks.logs)
+
+
+def ray_rate(cfg) -> float:
+    """Images/second (all workers) as the Ray Train job's rank 0 logged them to MLflow."""
+    from mlflow import MlflowClient
+
+    from pipelines.train.launch import train
+
+    outcome = train(cfg, progress=False)
+    history = MlflowClient(outcome.tracking.uri).get_metric_history(outcome.run_id, "perf/images_per_sec")
+    return steady_rate([(m.step, {"perf/images_per_sec": m.value}) for m in sorted(history, key=lambda m: m.step)])
+
+
+def startup_seconds(gan: str, store: Path) -> float:
+    """From launching `ganforge train` (a fresh process, its own local Ray) to rank 0's first
+    optimizer step, read from the timestamp of the step-1 loss in the MLflow store."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{store / 'startup.db'}"
+    command = [str(Path(sys.executable).with_name("ganforge")), "train", gan, "--data", str(shards_for(gan, DEMO_SIZE[gan])),
+               "--workers", "1", "--steps", "5", "--no-progress", "--set", "train.log_every=1",
+               "--set", f"tracking.uri={uri}", "--set", f"train.storage_path={store / 'ray-startup'}"]
+    start = time.time()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name(f"ganforge-{gan}").experiment_id],
+                             order_by=["attributes.start_time DESC"], max_results=1)[0]
+    first = min(m.timestamp for m in client.get_metric_history(run.info.run_id, "loss/G") if m.step == 1)
+    return first / 1000 - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gans", default=",".join(GANS))
+    parser.add_argument("--steps", type=int, default=150, help="steps per run (the first 20 are warm-up)")
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")  # reports wait for the controller's poll
+    from cluster.local import connect
+
+    gans = args.gans.split(",")
+    rows, scaling = [], []
+    with tempfile.TemporaryDirectory(prefix="ganforge-bench-") as folder:
+        store = Path(folder)
+        startup = startup_seconds("lsgan", store)  # a process of its own, with its own Ray
+        # The plain loops before this process starts Ray: its DataLoader processes are forks,
+        # and a fork of a Ray driver reports its own ending as a crash.
+        plain = {gan: plain_rate(config(gan, args.steps, 1, store)) for gan in gans}
+        connect(num_cpus=os.cpu_count())
+        for gan in gans:
+            one = config(gan, args.steps, 1, store)
+            ray1, ray2 = ray_rate(one), ray_rate(config(gan, args.steps, 2, store))
+            rows.append([gan, f"{DEMO_SIZE[gan]} px, batch {one.data.batch_size}", plain[gan], ray1, ray1 / plain[gan]])
+            scaling.append([gan, ray1, ray2, ray2 / ray1])
+    table("Ray Train overhead: images/s, 1 worker x 1 thread (target ratio >= 0.95)",
+          ["GAN", "input", "plain loop", "Ray Train", "ratio"], rows)
+    table("DDP scaling on CPU: images/s, same batch per worker (target ratio >= 1.7)",
+          ["GAN", "1 worker", "2 workers", "ratio"], scaling)
+    table("Start-up", ["what", "seconds"], [["`ganforge train lsgan` to the first optimizer step, local Ray", startup]])
+
+
+if __name__ == "__main__":
+    main()

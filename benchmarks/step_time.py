@@ -1,0 +1,128 @@
+"""Per GAN and image size: training step time, images/second and peak memory of one worker,
+for each GAN's reference config (pipelines/configs/<gan>.yaml). Needs only torch (and
+PyYAML), so it runs on a bare GPU machine: `benchmarks/gpu.sh` calls it there.
+
+Every case runs in a fresh process, so its peak memory is its own: peak RSS on CPU, peak
+allocated CUDA memory on GPU. Inputs are random images of the right shape (the data
+loader's rate is benchmarks/input_pipeline.py's business).
+
+    python benchmarks/step_time.py                          # CPU: all GANs at 64 and 256 px
+    python benchmarks/step_time.py --device cuda --amp bf16 --channels-last --steps 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from common import GANS, peak_rss_mib, table
+
+CPU_BATCH_256 = 4  # reference batches at 256 px take minutes per step on a CPU core
+
+
+def case_config(gan: str, batch: int, args: argparse.Namespace):
+    from pipelines.config import load
+
+    overrides = [f"train.amp={args.amp}", f"train.use_gpu={args.device == 'cuda'}",
+                 f"train.channels_last={args.channels_last}", f"train.compile={args.compile}"]
+    return load(gan, overrides=overrides + ([f"data.batch_size={batch}"] if batch else []))
+
+
+def measure(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
+    """Time ``args.steps`` steps after ``args.warmup`` in this process."""
+    import torch
+
+    import gan_core
+    from pipelines.data.tensors import to_model_batch
+    from pipelines.train.device import amp_mode, channels_last, configure_device
+    from pipelines.train.engine import Engine
+
+    cfg = case_config(gan, batch, args)
+    device = torch.device(args.device)
+    configure_device(cfg.train, device)
+    torch.set_num_threads(args.threads)
+    channels = 1 if gan in ("lsgan", "stylegan") else 3
+    model = gan_core.get(gan)(cfg.model, size, channels)
+    engine = Engine(model, cfg.optim, cfg.train, device, cfg.data.batch_size)
+    shape = (cfg.data.batch_size, channels, size, size)
+    raw = {"images": {key: torch.randint(0, 256, shape, dtype=torch.uint8) for key in model.domains}}
+
+    def step() -> None:
+        engine.train_step(to_model_batch(raw, device, hflip=True))
+
+    for _ in range(args.warmup):
+        step()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    sync()
+    seconds = (time.perf_counter() - start) / args.steps
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mib()
+    images = cfg.data.batch_size * len(model.domains)  # a translation GAN reads one batch per domain
+    return {"gan": gan, "size": size, "batch": cfg.data.batch_size, "step_ms": 1e3 * seconds,
+            "images_per_sec": images / seconds, "peak_mib": peak, "amp": amp_mode(cfg.train, device),
+            "channels_last": channels_last(cfg.train, device)}
+
+
+def run_isolated(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
+    settings = ["--device", args.device, "--threads", str(args.threads), "--steps", str(args.steps),
+                "--warmup", str(args.warmup), "--amp", args.amp, "--channels-last", args.channels_last,
+                *(["--compile"] if args.compile else [])]
+    out = subprocess.run([sys.executable, __file__, "--one", f"{gan}:{size}:{batch}", *settings],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gans", default=",".join(GANS))
+    parser.add_argument("--sizes", default="64,256")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (a ganforge worker's default: 1)")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"],
+                        help="autocast (train.amp; auto = bf16 on a GPU that has it, else off)")
+    parser.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"],
+                        help="NHWC nets and batches (train.channels_last; auto = on with CUDA)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile every net")
+    parser.add_argument("--batch", type=int, default=0,
+                        help=f"batch per step; 0 = the config's (on CPU at 256 px: {CPU_BATCH_256}, CycleGAN's 1)")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # GAN:SIZE:BATCH, run in a child process
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse()
+    if args.one:
+        gan, size, batch = args.one.split(":")
+        print(json.dumps(measure(gan, int(size), int(batch), args)))
+        return
+    rows = []
+    for size in map(int, args.sizes.split(",")):
+        for gan in args.gans.split(","):
+            small = args.device == "cpu" and size >= 256 and gan != "cyclegan"
+            r = run_isolated(gan, size, args.batch or (CPU_BATCH_256 if small else 0), args)
+            rows.append([gan, size, r["batch"], r["amp"], "NHWC" if r["channels_last"] else "NCHW", r["step_ms"],
+                         r["images_per_sec"], r["peak_mib"]])
+    memory = "peak CUDA MiB" if args.device == "cuda" else "peak RSS MiB"
+    where = torch_device_name(args.device) + (f", {args.threads} thread(s)" if args.device == "cpu" else "")
+    table(f"Training step per GAN ({where}{', compiled' if args.compile else ''})",
+          ["GAN", "px", "batch", "amp", "layout", "step ms", "images/s", memory], rows)
+
+
+def torch_device_name(device: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if device == "cuda" else "CPU"
+
+
+if __name__ == "__main__":
+    main()
