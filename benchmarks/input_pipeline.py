@@ -104,11 +104,15 @@ def _rate(stream, images_per_item: int, items: int) -> float:
 
 
 def consumption(gan: str) -> tuple[int, float]:
-    """(reference batch, images/s) of the GAN's training step at 64 px on one thread."""
+    """(batch, images/s) of the GAN's training step at 64 px on one thread, with the batch
+    step_time.py uses on CPU."""
     import json
 
-    out = subprocess.run([sys.executable, str(Path(__file__).with_name("step_time.py")), "--one", f"{gan}:{SIZE}:0",
-                          "--steps", "3", "--warmup", "1"], check=True, capture_output=True, text=True).stdout
+    from step_time import cpu_batch
+
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("step_time.py")), "--one",
+                          f"{gan}:{SIZE}:{cpu_batch(gan, SIZE)}", "--steps", "3", "--warmup", "1"],
+                         check=True, capture_output=True, text=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
     return result["batch"], result["images_per_sec"]
 

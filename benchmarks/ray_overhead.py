@@ -95,7 +95,6 @@ def main() -> None:
     parser.add_argument("--gans", default=",".join(GANS))
     parser.add_argument("--steps", type=int, default=150, help="steps per run (the first 20 are warm-up)")
     args = parser.parse_args()
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")  # reports wait for the controller's poll
     from cluster.local import connect
 
     gans = args.gans.split(",")

@@ -20,7 +20,15 @@ import time
 
 from common import GANS, peak_rss_mib, table
 
-CPU_BATCH_256 = 4  # reference batches at 256 px take minutes per step on a CPU core
+CPU_BATCH = 4  # on a CPU core, StyleGAN's reference batch (and every batch at 256 px) takes minutes per step
+
+
+def cpu_batch(gan: str, size: int) -> int:
+    """The batch a CPU benchmark uses: the reference config's (0), or CPU_BATCH where that
+    would take minutes per step. CycleGAN's reference batch is 1 anyway."""
+    if gan == "cyclegan":
+        return 0
+    return CPU_BATCH if gan == "stylegan" or size >= 256 else 0
 
 
 def case_config(gan: str, batch: int, args: argparse.Namespace):
@@ -94,7 +102,7 @@ def parse() -> argparse.Namespace:
                         help="NHWC nets and batches (train.channels_last; auto = on with CUDA)")
     parser.add_argument("--compile", action="store_true", help="torch.compile every net")
     parser.add_argument("--batch", type=int, default=0,
-                        help=f"batch per step; 0 = the config's (on CPU at 256 px: {CPU_BATCH_256}, CycleGAN's 1)")
+                        help=f"batch per step; 0 = the config's (on CPU: {CPU_BATCH} for StyleGAN and at 256 px)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # GAN:SIZE:BATCH, run in a child process
     return parser.parse_args()
 
@@ -108,8 +116,8 @@ def main() -> None:
     rows = []
     for size in map(int, args.sizes.split(",")):
         for gan in args.gans.split(","):
-            small = args.device == "cpu" and size >= 256 and gan != "cyclegan"
-            r = run_isolated(gan, size, args.batch or (CPU_BATCH_256 if small else 0), args)
+            batch = args.batch or (cpu_batch(gan, size) if args.device == "cpu" else 0)
+            r = run_isolated(gan, size, batch, args)
             rows.append([gan, size, r["batch"], r["amp"], "NHWC" if r["channels_last"] else "NCHW", r["step_ms"],
                          r["images_per_sec"], r["peak_mib"]])
     memory = "peak CUDA MiB" if args.device == "cuda" else "peak RSS MiB"

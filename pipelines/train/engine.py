@@ -93,7 +93,7 @@ class Engine:
                                      lr=_group_lr(group, optim) * c,
                                      betas=(optim.beta1 ** c, optim.beta2 ** c),
                                      weight_decay=optim.weight_decay)
-        scaler = torch.amp.GradScaler(self.device.type, enabled=amp_mode(self.train_cfg, self.device) == "fp16")
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
         return GroupOptim(optimizer, scaler, names)
 
     def _make_ema(self) -> dict[str, nn.Module]:
