@@ -61,7 +61,10 @@ class PngFolder:
 
 
 def png_rate(gan: str, batch: int, loader_workers: int, batches: int) -> float:
+    import torch
     from torch.utils.data import DataLoader
+
+    from pipelines.data.tensors import to_model_batch
 
     two = gan not in ONE_DOMAIN
     folder = CACHE / (f"digits-mnistm-{SIZE}-png" if two else f"digits-{SIZE}-png")
@@ -73,20 +76,15 @@ def png_rate(gan: str, batch: int, loader_workers: int, batches: int) -> float:
 
     def stream():
         iterators = [_cycle(loader) for loader in loaders]
-        while True:
-            yield [_augment(next(it)) for it in iterators]
+        while True:  # the same scaling and flips as the WebDataset path, on NCHW batches
+            yield [to_model_batch({"images": {"x": _nchw(next(it))}}, torch.device("cpu"), hflip=True) for it in iterators]
 
     return _rate(stream(), batch * len(loaders), batches)
 
 
-def _augment(images):
-    """What to_model_batch does to a batch: scale to [-1, 1], flip random images left-right
-    (images here are N, H, W[, C]: the width is axis 2)."""
-    import torch
-
-    images = images.float().div_(127.5).sub_(1.0)
-    flip = (torch.rand(images.shape[0]) < 0.5).view(-1, *[1] * (images.dim() - 1))
-    return torch.where(flip, images.flip(2), images)
+def _nchw(images):
+    """A collated PNG batch, (N, H, W) or (N, H, W, C), in the loader's (N, C, H, W) layout."""
+    return images.unsqueeze(1) if images.dim() == 3 else images.permute(0, 3, 1, 2)
 
 
 def _cycle(loader):

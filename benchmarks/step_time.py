@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from common import GANS, peak_rss_mib, table
+from common import GANS, ONE_DOMAIN, peak_rss_mib, table
 
 CPU_BATCH = 4  # on a CPU core, StyleGAN's reference batch (and every batch at 256 px) takes minutes per step
 
@@ -52,7 +52,7 @@ def measure(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     configure_device(cfg.train, device)
     torch.set_num_threads(args.threads)
-    channels = 1 if gan in ("lsgan", "stylegan") else 3
+    channels = 1 if gan in ONE_DOMAIN else 3  # the demo data's: grey digits, RGB pairs
     model = gan_core.get(gan)(cfg.model, size, channels)
     engine = Engine(model, cfg.optim, cfg.train, device, cfg.data.batch_size)
     shape = (cfg.data.batch_size, channels, size, size)

@@ -54,6 +54,11 @@ def collect(results: Any, cfg: RunConfig, parent: str) -> list[Trial]:
         reason = "error" if result.error else stop_reason(metrics, cfg.train.steps)
         trials.append(Trial(trial_id, point, float(metrics.get("objective", math.inf)), int(metrics.get("step", 0)),
                             reason, find_trial_run(cfg, parent, trial_id)))
+    return best_first(trials)
+
+
+def best_first(trials: list[Trial]) -> list[Trial]:
+    """Eligible trials first, each group by objective (lower is better)."""
     return sorted(trials, key=lambda t: (not t.eligible, t.objective))
 
 
@@ -65,14 +70,14 @@ def pool_seeds(trials: list[Trial]) -> list[Trial]:
         groups.setdefault(tuple(sorted((k, v) for k, v in t.point.items() if k != SEED_KEY)), []).append(t)
     pooled = []
     for point, members in groups.items():
-        members.sort(key=lambda t: (not t.eligible, t.objective))
+        members = best_first(members)
         values = [t.objective for t in members]
         finite = all(math.isfinite(v) for v in values)
         reason = next((t.reason for t in members if t.reason != "completed"), "completed")
         pooled.append(Trial(members[0].trial_id, dict(point), statistics.fmean(values) if finite else math.inf,
                             min(t.step for t in members), reason, members[0].run_id, seeds=len(members),
                             spread=statistics.pstdev(values) if finite else math.nan))
-    return sorted(pooled, key=lambda t: (not t.eligible, t.objective))
+    return best_first(pooled)
 
 
 def write_csv(trials: list[Trial], path: Path) -> None:
