@@ -58,34 +58,53 @@ def measure(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
     shape = (cfg.data.batch_size, channels, size, size)
     raw = {"images": {key: torch.randint(0, 256, shape, dtype=torch.uint8) for key in model.domains}}
 
-    def step() -> None:
-        engine.train_step(to_model_batch(raw, device, hflip=True))
+    def step() -> dict[str, torch.Tensor]:
+        return engine.train_step(to_model_batch(raw, device, hflip=True))
 
+    compile_start = time.perf_counter()
     for _ in range(args.warmup):
         step()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
+    warmup_s = time.perf_counter() - compile_start
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     for _ in range(args.steps):
-        step()
+        logs = step()
     sync()
     seconds = (time.perf_counter() - start) / args.steps
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mib()
     images = cfg.data.batch_size * len(model.domains)  # a translation GAN reads one batch per domain
     return {"gan": gan, "size": size, "batch": cfg.data.batch_size, "step_ms": 1e3 * seconds,
             "images_per_sec": images / seconds, "peak_mib": peak, "amp": amp_mode(cfg.train, device),
-            "channels_last": channels_last(cfg.train, device)}
+            "channels_last": channels_last(cfg.train, device), "warmup_s": warmup_s,
+            # reduced precision is only a speed-up if training still makes numbers
+            "finite": all(bool(torch.isfinite(v).all()) for v in logs.values())}
 
 
 def run_isolated(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
+    """One case in a child process. A case that fails or runs past ``--case-timeout`` becomes
+    a row with its reason, so one broken setting does not cost the other figures."""
     settings = ["--device", args.device, "--threads", str(args.threads), "--steps", str(args.steps),
                 "--warmup", str(args.warmup), "--amp", args.amp, "--channels-last", args.channels_last,
                 *(["--compile"] if args.compile else [])]
-    out = subprocess.run([sys.executable, __file__, "--one", f"{gan}:{size}:{batch}", *settings],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    command = [sys.executable, __file__, "--one", f"{gan}:{size}:{batch}", *settings]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=args.case_timeout)
+    except subprocess.TimeoutExpired:
+        return {"gan": gan, "size": size, "error": f"over {args.case_timeout} s"}
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"gan": gan, "size": size, "error": last[:160]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def row(r: dict) -> list:
+    if "error" in r:
+        return [r["gan"], r["size"], "-", "-", "-", "-", "-", "-", "-", "failed: " + r["error"]]
+    return [r["gan"], r["size"], r["batch"], r["amp"], "NHWC" if r["channels_last"] else "NCHW", r["step_ms"],
+            r["images_per_sec"], r["peak_mib"], r["warmup_s"], "ok" if r["finite"] else "NON-FINITE losses"]
 
 
 def parse() -> argparse.Namespace:
@@ -103,6 +122,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile every net")
     parser.add_argument("--batch", type=int, default=0,
                         help=f"batch per step; 0 = the config's (on CPU: {CPU_BATCH} for StyleGAN and at 256 px)")
+    parser.add_argument("--case-timeout", type=float, default=None, help="seconds one case may take")
+    parser.add_argument("--jsonl", help="append each case's figures to this file as it finishes")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # GAN:SIZE:BATCH, run in a child process
     return parser.parse_args()
 
@@ -118,12 +139,15 @@ def main() -> None:
         for gan in args.gans.split(","):
             batch = args.batch or (cpu_batch(gan, size) if args.device == "cpu" else 0)
             r = run_isolated(gan, size, batch, args)
-            rows.append([gan, size, r["batch"], r["amp"], "NHWC" if r["channels_last"] else "NCHW", r["step_ms"],
-                         r["images_per_sec"], r["peak_mib"]])
+            print(json.dumps(r), file=sys.stderr, flush=True)  # progress, and figures kept if the run is cut
+            if args.jsonl:
+                with open(args.jsonl, "a") as f:
+                    f.write(json.dumps({**r, "compiled": args.compile}) + "\n")
+            rows.append(row(r))
     memory = "peak CUDA MiB" if args.device == "cuda" else "peak RSS MiB"
     where = torch_device_name(args.device) + (f", {args.threads} thread(s)" if args.device == "cpu" else "")
     table(f"Training step per GAN ({where}{', compiled' if args.compile else ''})",
-          ["GAN", "px", "batch", "amp", "layout", "step ms", "images/s", memory], rows)
+          ["GAN", "px", "batch", "amp", "layout", "step ms", "images/s", memory, "warm-up s", "losses"], rows)
 
 
 def torch_device_name(device: str) -> str:

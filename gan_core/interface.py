@@ -41,6 +41,9 @@ class Phase:
     # Skip the steps that are multiples of this (0: never). DiscoGAN's official code trains
     # D on every 3rd step and G on the other two: Phase("D", every=3), Phase("G", skip_every=3).
     skip_every: int = 0
+    # The loss differentiates through gradients (R1, path length: create_graph=True).
+    # Compiled graphs cannot be differentiated twice, so the loop runs such a phase eagerly.
+    double_backward: bool = False
 
     def active(self, step: int) -> bool:
         if self.skip_every and step % self.skip_every == 0:

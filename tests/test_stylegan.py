@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from tiny import tiny_batch, tiny_engine
 
 import gan_core
-from gan_core.nets.resample import downsample2d, fir_kernel, upsample2d
+from gan_core.nets.resample import blur, downsample2d, fir_kernel, upsample2d
 from gan_core.nets.stylegan2 import ModulatedConv2d, StyleDiscriminator, StyleGenerator
 from pipelines.config import load
 
@@ -138,3 +138,26 @@ def test_r1_gamma_auto_rule_and_defaults():
     assert cfg.model.style_mixing == 0.9 and cfg.model.pl_weight == 2 and cfg.train.ema_half_life_kimg == 10
     fixed = gan_core.get("stylegan")(load("stylegan", overrides=["model.r1_gamma=10"]).model, 256, 3)
     assert fixed.r1_gamma(32) == 10
+
+
+@pytest.mark.parametrize("up, demodulate", [(False, True), (True, True), (False, False)])
+def test_modulated_conv_equals_a_conv_per_sample_with_its_own_modulated_weights(up, demodulate):
+    """The batch-wide form (modulate inputs, demodulate outputs) is the paper's operation:
+    each sample convolved with W * style, renormalised per output channel."""
+    torch.manual_seed(0)
+    kernel = 3 if demodulate else 1
+    conv = ModulatedConv2d(6, 5, kernel, w_dim=8, demodulate=demodulate, up=up).double()
+    x, w = torch.randn(3, 6, 8, 8, dtype=torch.float64), torch.randn(3, 8, dtype=torch.float64)
+    styles = conv.affine(w)
+    expected = []
+    for i in range(3):
+        weight = conv.weight * conv.scale * styles[i][None, :, None, None]  # (out, in, k, k)
+        if demodulate:
+            weight = weight / weight.square().sum(dim=[1, 2, 3], keepdim=True).add(1e-8).sqrt()
+        if up:
+            y = F.conv_transpose2d(x[i:i + 1], weight.transpose(0, 1), stride=2)
+            y = blur(y, conv.fir, pad=1, gain=4.0)
+        else:
+            y = F.conv2d(x[i:i + 1], weight, padding=kernel // 2)
+        expected.append(y)
+    assert torch.allclose(conv(x, w), torch.cat(expected), atol=1e-10)

@@ -63,18 +63,18 @@ class StyleGAN(GAN):
     name = "stylegan"
     Config = StyleGANConfig
     groups = {"G": ("G",), "D": ("D",)}
-    phases = (Phase("Gmain", "G"), Phase("Gpl", "G", every=4, lazy=True),
-              Phase("Dmain", "D"), Phase("Dr1", "D", every=16, lazy=True))
+    phases = (Phase("Gmain", "G"), Phase("Gpl", "G", every=4, lazy=True, double_backward=True),
+              Phase("Dmain", "D"), Phase("Dr1", "D", every=16, lazy=True, double_backward=True))
     ema_nets = ("G",)
 
     def __init__(self, cfg: StyleGANConfig, resolution: int, channels: int):
         super().__init__(cfg, resolution, channels)
         phases = [Phase("Gmain", "G")]
         if cfg.pl_weight > 0:
-            phases.append(Phase("Gpl", "G", every=cfg.pl_every, lazy=True))
+            phases.append(Phase("Gpl", "G", every=cfg.pl_every, lazy=True, double_backward=True))
         phases.append(Phase("Dmain", "D"))
         if cfg.r1_gamma != 0:
-            phases.append(Phase("Dr1", "D", every=cfg.r1_every, lazy=True))
+            phases.append(Phase("Dr1", "D", every=cfg.r1_every, lazy=True, double_backward=True))
         self.phases = tuple(phases)
         self.pl_mean = torch.zeros(())
 

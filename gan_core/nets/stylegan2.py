@@ -53,7 +53,14 @@ class MappingNetwork(nn.Module):
 
 class ModulatedConv2d(nn.Module):
     """A conv whose weights are scaled per sample by a style, then (optionally) renormalised
-    so each output feature map has unit expected variance: one grouped conv per batch."""
+    so each output feature map has unit expected variance.
+
+    Computed as NVlabs train it (``fused_modconv=False``): scale the input channels by the
+    style, run one ordinary conv over the whole batch, scale the output channels by the
+    demodulation coefficients. That equals convolving each sample with its own modulated
+    weights, but a batch-wide conv is what cuDNN and oneDNN are fast at; the per-sample
+    weights as one grouped conv (groups = batch) made StyleGAN's step 40x slower on an H100.
+    """
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, w_dim: int, demodulate: bool = True, up: bool = False):
         super().__init__()
@@ -64,21 +71,20 @@ class ModulatedConv2d(nn.Module):
         self.register_buffer("fir", fir_kernel(), persistent=False)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        n, c, h, width = x.shape
-        styles = self.affine(w)
-        weight = self.weight[None] * (self.scale * styles[:, None, :, None, None])  # (N, out, in, k, k)
-        if self.demodulate:
-            weight = weight * (weight.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8).rsqrt()
-        weight = weight.to(x.dtype)
-        out_ch, k = weight.shape[1], weight.shape[-1]
-        x = x.reshape(1, n * c, h, width)
+        styles = self.affine(w)  # (N, in)
+        weight = self.weight * self.scale  # (out, in, k, k)
+        x = x * styles.to(x.dtype)[:, :, None, None]
         if self.up:  # transposed stride-2 conv, then the FIR filter (pad 1: 2h+1 -> 2h)
-            weight = weight.transpose(1, 2).reshape(n * c, out_ch, k, k)
-            x = F.conv_transpose2d(x, weight, stride=2, groups=n)
+            x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
             x = blur(x, self.fir, pad=1, gain=4.0)
         else:
-            x = F.conv2d(x, weight.reshape(n * out_ch, c, k, k), padding=self.padding, groups=n)
-        return x.reshape(n, out_ch, x.shape[2], x.shape[3])
+            x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+        if self.demodulate:
+            # |W_o * s|^2 = sum_i s_i^2 * sum_k W_oik^2: one (N, in) x (in, out) product, never
+            # the (N, out, in, k, k) tensor of per-sample weights.
+            dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # (N, out)
+            x = x * dcoefs.to(x.dtype)[:, :, None, None]
+        return x
 
 
 class StyledConv(nn.Module):

@@ -25,7 +25,8 @@ def configure_device(train: TrainConfig, device: torch.device) -> None:
     """Process-wide switches, set once per worker before the nets are built."""
     if device.type != "cuda":
         return
-    torch.cuda.set_device(device)
+    if device.index is not None:  # a bare "cuda" means the current device
+        torch.cuda.set_device(device)
     torch.backends.cuda.matmul.allow_tf32 = train.tf32
     torch.backends.cudnn.allow_tf32 = train.tf32
     torch.backends.cudnn.benchmark = True  # fixed input shapes: autotuned convolutions pay off from step 2

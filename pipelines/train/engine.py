@@ -114,9 +114,16 @@ class Engine:
                 stack.enter_context(net.no_sync())
         return stack
 
+    def _eager_if_needed(self, phase: Phase) -> contextlib.AbstractContextManager:
+        # AOTAutograd graphs have no double backward: R1 and path-length phases run the
+        # compiled nets' eager code (same parameters) while the main phases stay compiled.
+        if self.train_cfg.compile and phase.double_backward:
+            return torch.compiler.set_stance("force_eager")
+        return contextlib.nullcontext()
+
     def _run_phase(self, phase: Phase, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         group = self.groups[phase.trains]
-        with self._set_trainable(phase.trains):
+        with self._set_trainable(phase.trains), self._eager_if_needed(phase):
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):
                 result = self.gan.compute(phase.name, self.nets, batch, self.step)
