@@ -36,7 +36,7 @@ def case_config(gan: str, batch: int, args: argparse.Namespace):
 
     overrides = [f"train.amp={args.amp}", f"train.use_gpu={args.device == 'cuda'}",
                  f"train.channels_last={args.channels_last}", f"train.compile={args.compile}"]
-    return load(gan, overrides=overrides + ([f"data.batch_size={batch}"] if batch else []))
+    return load(gan, config_files=args.config, overrides=overrides + ([f"data.batch_size={batch}"] if batch else []))
 
 
 def measure(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
@@ -75,6 +75,8 @@ def measure(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
     sync()
     seconds = (time.perf_counter() - start) / args.steps
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mib()
+    if args.profile:
+        write_profile(step, sync, device, f"{args.profile}-{gan}-{size}.txt")
     images = cfg.data.batch_size * len(model.domains)  # a translation GAN reads one batch per domain
     return {"gan": gan, "size": size, "batch": cfg.data.batch_size, "step_ms": 1e3 * seconds,
             "images_per_sec": images / seconds, "peak_mib": peak, "amp": amp_mode(cfg.train, device),
@@ -83,12 +85,28 @@ def measure(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
             "finite": all(bool(torch.isfinite(v).all()) for v in logs.values())}
 
 
+def write_profile(step, sync, device, path: str, steps: int = 3) -> None:
+    """The ops that take the time over a few steps (after the timed ones, so the profiler's
+    own cost stays out of the figures): where a slow GAN's step goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        sync()
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    with open(path, "w") as f:
+        f.write(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=80))
+
+
 def run_isolated(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
     """One case in a child process. A case that fails or runs past ``--case-timeout`` becomes
     a row with its reason, so one broken setting does not cost the other figures."""
     settings = ["--device", args.device, "--threads", str(args.threads), "--steps", str(args.steps),
                 "--warmup", str(args.warmup), "--amp", args.amp, "--channels-last", args.channels_last,
-                *(["--compile"] if args.compile else [])]
+                *(["--compile"] if args.compile else []), *(["--profile", args.profile] if args.profile else []),
+                *[arg for path in args.config for arg in ("--config", path)]]
     command = [sys.executable, __file__, "--one", f"{gan}:{size}:{batch}", *settings]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.case_timeout)
@@ -122,6 +140,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile every net")
     parser.add_argument("--batch", type=int, default=0,
                         help=f"batch per step; 0 = the config's (on CPU: {CPU_BATCH} for StyleGAN and at 256 px)")
+    parser.add_argument("--config", action="append", default=[],
+                        help="a YAML config over the GAN's reference one (repeatable), e.g. a preset")
+    parser.add_argument("--profile", help="write each case's top ops (torch.profiler) to PREFIX-GAN-SIZE.txt")
     parser.add_argument("--case-timeout", type=float, default=None, help="seconds one case may take")
     parser.add_argument("--jsonl", help="append each case's figures to this file as it finishes")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # GAN:SIZE:BATCH, run in a child process

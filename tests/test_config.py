@@ -1,7 +1,10 @@
 """Config: per-GAN defaults, dotted overrides, and clear errors naming the bad key."""
 
+from importlib import resources
+
 import pytest
 
+import gan_core
 from pipelines.config import ConfigError, build, flatten, load, to_dict
 
 
@@ -68,3 +71,14 @@ def test_on_and_off_are_words_for_switches_on_the_command_line_and_in_yaml(tmp_p
 def test_unknown_gan_is_a_config_error_listing_the_known_ones():
     with pytest.raises(ConfigError, match="unknown GAN 'lsgann' .*did you mean 'lsgan'"):
         load("lsgann")
+
+
+def test_stylegan_ada256_preset_is_nvlabs_one_gpu_256px_config():
+    """The preset benchmarks/gpu.sh compares with StyleGAN2-ADA's published one-GPU rate:
+    it must be that config, or the comparison means nothing."""
+    preset = resources.files("pipelines.configs").joinpath("presets/stylegan-ada256.yaml")
+    cfg = load("stylegan", [str(preset)])
+    assert (cfg.model.channel_base, cfg.model.mapping_layers, cfg.data.batch_size) == (16384, 2, 16)
+    assert cfg.optim.lr_g == cfg.optim.lr_d == 0.0025
+    gan = gan_core.get("stylegan")(cfg.model, 256, 3)
+    assert gan.r1_gamma(cfg.data.batch_size) == pytest.approx(0.8192)  # NVlabs' --gamma for this config

@@ -59,7 +59,8 @@ class ModulatedConv2d(nn.Module):
     style, run one ordinary conv over the whole batch, scale the output channels by the
     demodulation coefficients. That equals convolving each sample with its own modulated
     weights, but a batch-wide conv is what cuDNN and oneDNN are fast at; the per-sample
-    weights as one grouped conv (groups = batch) made StyleGAN's step 40x slower on an H100.
+    weights as one grouped conv (groups = batch) made StyleGAN's step at 64 px about 3x
+    slower on an H100 (1,079 against 375 ms at batch 32).
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, w_dim: int, demodulate: bool = True, up: bool = False):
