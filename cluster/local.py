@@ -61,7 +61,10 @@ def connect(address: str | None = None, num_cpus: int | None = None, verbose: bo
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     address = address or os.environ.get("RAY_ADDRESS") or None
     ray.init(
-        address=address,
+        # "local": a new instance, never the cluster `ray start` (or `ganforge cluster up`)
+        # left on this machine, which a plain ray.init() would join and then reject our
+        # local instance's arguments.
+        address=address or "local",
         logging_level=logging.INFO if verbose else logging.WARNING,
         log_to_driver=verbose,
         configure_logging=True,

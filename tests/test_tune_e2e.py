@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from pipelines.config import load
-from pipelines.tune.errors import SearchInterrupted
+from pipelines.errors import SearchInterrupted
 from pipelines.tune.runs import RESTORED_TAG
 from pipelines.tune.search import concurrency, run_search
 from pipelines.tune.summary import best_config

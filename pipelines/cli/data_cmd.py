@@ -7,7 +7,6 @@ from pathlib import Path
 
 from pipelines.data.demo import DEMO_SIZE, write_digit_domains, write_digits
 from pipelines.data.manifest import DataError
-from pipelines.data.shard import ShardOptions, write_shards
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +49,8 @@ def _sources(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def run_shard(args: argparse.Namespace) -> None:
+    from pipelines.data.shard import ShardOptions, write_shards
+
     opts = ShardOptions(size=args.size, channels=args.channels, shard_size=args.shard_size,
                         workers=args.workers, seed=args.seed, holdout=args.holdout, overwrite=args.overwrite)
     manifest = write_shards(_sources(args), args.out, opts)

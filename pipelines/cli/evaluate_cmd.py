@@ -5,15 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from mlflow import MlflowClient
-from mlflow.entities import Metric, RunTag
-
-from pipelines.cli.generate_cmd import SOURCE_HELP, default_device
+from pipelines.cli.generate_cmd import SOURCE_HELP, resolve_device
 from pipelines.config.schema import TrackingConfig
-from pipelines.data.manifest import read_dataset
-from pipelines.eval.offline import evaluate_trained
-from pipelines.inference.model import RUN_ID, load_trained
-from pipelines.tracking import store
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -24,12 +17,15 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--domain", default="", help="one-domain GAN on two-domain shards: A or B")
     p.add_argument("--inception-weights", default="", help="FID Inception weights (default $GANFORGE_INCEPTION_WEIGHTS)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default=default_device(), help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1, ...")
     p.add_argument("--tracking-uri", default="", help="MLflow store of RUN (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     p.set_defaults(func=run)
 
 
 def _log(tracking: TrackingConfig, run_id: str, result: dict[str, float], data: str) -> None:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, RunTag
+
     client = MlflowClient(tracking.uri)
     history = client.get_metric_history(run_id, "loss/G")
     step = max((m.step for m in history), default=0)  # beside the run's last training step
@@ -38,8 +34,13 @@ def _log(tracking: TrackingConfig, run_id: str, result: dict[str, float], data: 
 
 
 def run(args: argparse.Namespace) -> None:
+    from pipelines.data.manifest import read_dataset
+    from pipelines.eval.offline import evaluate_trained
+    from pipelines.inference.model import RUN_ID, load_trained
+    from pipelines.tracking import store
+
     tracking = store.resolve(TrackingConfig(uri=args.tracking_uri))
-    trained = load_trained(args.source, tracking, args.device)
+    trained = load_trained(args.source, tracking, resolve_device(args.device))
     result = evaluate_trained(trained, read_dataset(args.data), args.n, args.inception_weights,
                               args.batch_size, args.domain)
     width = max(map(len, result))

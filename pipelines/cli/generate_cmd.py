@@ -6,14 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from gan_core.translation import DIRECTIONS
 from pipelines.config.schema import TrackingConfig
 from pipelines.data.manifest import DataError
-from pipelines.inference.model import Trained, load_trained
-from pipelines.inference.run import sample_images, translate_folder
-from pipelines.tracking import store
 
 SOURCE_HELP = "MLflow run id, or a checkpoint / exported-generator folder or state.pt file"
 
@@ -32,32 +26,43 @@ def add(sub: argparse._SubParsersAction) -> None:
     t.add_argument("source", metavar="RUN", help=SOURCE_HELP)
     t.add_argument("--src", type=Path, required=True, help="folder of input images (searched recursively)")
     t.add_argument("--out", type=Path, required=True, help="output folder; keeps the input's relative paths")
-    t.add_argument("--direction", choices=DIRECTIONS, default="AtoB")
+    t.add_argument("--direction", default="AtoB", help="AtoB (default) or BtoA")
     _common(t, batch=32)
     t.set_defaults(func=run_translate)
 
 
-def default_device() -> str:
+def resolve_device(device: str) -> str:
+    """``auto``: a GPU if there is one. Resolved when the command runs, not when the parser
+    is built, so `--help` does not load torch."""
+    if device != "auto":
+        return device
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _common(p: argparse.ArgumentParser, batch: int) -> None:
     p.add_argument("--batch-size", type=int, default=batch)
-    p.add_argument("--device", default=default_device(), help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1, ...")
     p.add_argument("--tracking-uri", default="", help="MLflow store of RUN (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--no-progress", action="store_true")
 
 
-def _load(args: argparse.Namespace) -> Trained:
+def _load(args: argparse.Namespace):
+    from pipelines.inference.model import load_trained
+    from pipelines.tracking import store
+
     tracking = store.resolve(TrackingConfig(uri=args.tracking_uri))
-    trained = load_trained(args.source, tracking, args.device)
+    trained = load_trained(args.source, tracking, resolve_device(args.device))
     print(f"loaded {trained.gan.name} ({trained.gan.resolution}px, {trained.gan.channels} channel(s)) "
           f"from {trained.source} on {trained.device}")
     return trained
 
 
 def run_sample(args: argparse.Namespace) -> None:
+    from pipelines.inference.run import sample_images
+
     trained = _load(args)
     if trained.gan.domains != ("image",):
         raise DataError(f"{trained.gan.name} translates between domains; use `ganforge translate`")
@@ -67,6 +72,11 @@ def run_sample(args: argparse.Namespace) -> None:
 
 
 def run_translate(args: argparse.Namespace) -> None:
+    from gan_core.translation import DIRECTIONS
+    from pipelines.inference.run import translate_folder
+
+    if args.direction not in DIRECTIONS:
+        raise DataError(f"--direction must be one of {', '.join(DIRECTIONS)}, got {args.direction!r}")
     trained = _load(args)
     if trained.gan.domains != ("A", "B"):
         raise DataError(f"{trained.gan.name} is unconditional; use `ganforge sample`")

@@ -7,16 +7,20 @@ import argparse
 import sys
 import warnings
 
-import gan_core
-from pipelines.cli import data_cmd, evaluate_cmd, generate_cmd, train_cmd, tune_cmd, ui_cmd
-from pipelines.config import ConfigError
+from cluster.jobs import JobsError
+from cluster.local_cluster import ClusterError
+from pipelines.cli import (cluster_cmd, data_cmd, evaluate_cmd, generate_cmd, jobs_cmd, submit_cmd, train_cmd,
+                           tune_cmd, ui_cmd)
+from pipelines.config.load import ConfigError
 from pipelines.data.manifest import DataError
-from pipelines.train.guard import Diverged
-from pipelines.tune.errors import SearchInterrupted
+from pipelines.errors import Diverged, SearchInterrupted, TrainingFailed
+
+# Command modules import torch, Ray and MLflow inside the functions that run a command, so
+# `ganforge --help`, `data`, `cluster` and `jobs` never pay for them (tests/test_cli_startup.py).
 
 # Problems a user fixes by changing the command: one line, no traceback. Anything else is a
 # bug and keeps its traceback.
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ConnectionError)
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ConnectionError, ClusterError, JobsError)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,18 +32,23 @@ def parser() -> argparse.ArgumentParser:
     generate_cmd.add(sub)
     evaluate_cmd.add(sub)
     ui_cmd.add(sub)
+    cluster_cmd.add(sub)
+    submit_cmd.add(sub)
+    jobs_cmd.add(sub)
     sub.add_parser("gans", help="list the GANs in the registry").set_defaults(func=list_gans)
     return top
 
 
 def list_gans(args: argparse.Namespace) -> None:
     del args
+    import gan_core
+
     for name in gan_core.available():
         gan = gan_core.get(name)
         print(f"{name:10s} domains: {', '.join(gan.domains):6s} phases: {', '.join(map(_describe, gan.phases))}")
 
 
-def _describe(phase: gan_core.Phase) -> str:
+def _describe(phase) -> str:
     text = f"{phase.name} ({phase.trains}"
     text += f", every {phase.every}" if phase.every > 1 else ""
     text += f", skips steps divisible by {phase.skip_every}" if phase.skip_every else ""
@@ -69,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except SearchInterrupted as exc:
         print(f"ganforge: {exc}", file=sys.stderr)
         return 130
-    except (train_cmd.TrainingFailed, Diverged) as exc:
+    except (TrainingFailed, Diverged) as exc:
         print(f"ganforge: {exc}", file=sys.stderr)
         return 1
     except USER_ERRORS as exc:

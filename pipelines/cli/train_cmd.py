@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-import gan_core
-from pipelines.config import ConfigError, RunConfig, build, load
-from pipelines.config.load import apply_overrides
 from pipelines.cli.options import add_cluster_options, add_config_options
 from pipelines.cli.ui_cmd import ui_hint
+from pipelines.config import ConfigError, RunConfig, build, load
+from pipelines.config.load import apply_overrides
 from pipelines.config.schema import TrackingConfig
 from pipelines.tracking import store
-from pipelines.train.launch import TrainingFailed, train
-from pipelines.train.resume import find_checkpoint, resume_config
-
-__all__ = ["TrainingFailed", "add"]
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a GAN with Ray Train (DDP) and track it in MLflow")
-    p.add_argument("gan", help=f"registered GAN: {', '.join(gan_core.available())}")
+    p.add_argument("gan", help="a registered GAN (`ganforge gans` lists them)")
     p.add_argument("--data", help="shard folder written by `ganforge data shard`")
     p.add_argument("--workers", type=int, help="DDP workers (train.workers)")
     p.add_argument("--steps", type=int, help="optimizer steps (train.steps)")
@@ -52,6 +47,9 @@ def from_search(gan: str, parent: str, overrides: list[str]) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> None:
+    from pipelines.train.launch import train
+    from pipelines.train.resume import find_checkpoint, resume_config
+
     # Flags first, so an explicit --set wins over them.
     overrides = _flag_overrides(args) + args.overrides
     checkpoint = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-import gan_core
 from pipelines.cli.options import add_cluster_options, add_config_options
 from pipelines.cli.ui_cmd import ui_hint
 from pipelines.config import load
@@ -14,7 +13,7 @@ from pipelines.config.schema import DEFAULT_SPACE, SCHEDULERS, SEARCHES
 
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="search the generator/discriminator learning-rate balance with Ray Tune")
-    p.add_argument("gan", help=f"registered GAN: {', '.join(gan_core.available())}")
+    p.add_argument("gan", help="a registered GAN (`ganforge gans` lists them)")
     p.add_argument("--data", help="shard folder written by `ganforge data shard`")
     p.add_argument("--samples", type=int, help="configurations to try (tune.samples)")
     p.add_argument("--seeds", type=int, help="train every configuration with this many seeds and rank by their "

@@ -14,7 +14,6 @@ from typing import Any, Iterable
 
 import yaml
 
-import gan_core
 from pipelines.config.schema import RunConfig
 
 
@@ -137,6 +136,8 @@ def build(tree: dict[str, Any]) -> RunConfig:
     gan_name = tree.pop("gan", None)
     if not gan_name:
         raise ConfigError("config has no 'gan' key")
+    import gan_core  # torch: loaded when a config is built, not when the CLI starts
+
     try:
         gan_cls = gan_core.get(gan_name)
     except KeyError as exc:

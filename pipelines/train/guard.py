@@ -9,18 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from pipelines.errors import Diverged
 
-class Diverged(RuntimeError):
-    """Training stopped learning: ``reason`` is ``diverged`` (non-finite values for too many
-    steps in a row), or a reason from the stability monitor (``d_overpowers``,
-    ``mode_collapse``). Survives pickling across Ray with its reason."""
-
-    def __init__(self, message: str, reason: str = "diverged"):
-        super().__init__(message, reason)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return self.args[0]
+__all__ = ["Diverged", "NonFiniteGuard", "all_finite"]
 
 
 def all_finite(tensors: list[torch.Tensor]) -> torch.Tensor:

@@ -23,12 +23,8 @@ from pipelines.data.loader import StreamSpec, readers
 from pipelines.data.manifest import DataError, read_dataset
 from pipelines.tracking import store
 from pipelines.tracking.runs import check_reachable, end_run, git_commit, reopen_run, start_run
-from pipelines.train.guard import Diverged
+from pipelines.errors import Diverged, TrainingFailed
 from pipelines.train.resume import STORAGE_TAG
-
-
-class TrainingFailed(RuntimeError):
-    """The job ran but a worker failed; the message holds the worker's error."""
 
 
 @dataclass

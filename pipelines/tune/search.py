@@ -21,7 +21,7 @@ from pipelines.data.manifest import read_dataset
 from pipelines.tracking import store
 from pipelines.tracking.runs import check_reachable, end_run, reopen_run
 from pipelines.train.launch import check_data, check_eval, resolved
-from pipelines.tune.errors import SearchInterrupted
+from pipelines.errors import SearchInterrupted
 from pipelines.tune.runs import open_search_run
 from pipelines.tune.schedule import scheduler, search_algorithm
 from pipelines.tune.space import parse_space, with_seeds

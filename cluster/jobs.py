@@ -1,0 +1,127 @@
+"""Jobs on a Ray cluster through the Ray Jobs SDK: submit any ganforge command, list jobs,
+read their status and logs, stop them. The address comes from --address, $RAY_ADDRESS, or
+the local cluster `ganforge cluster up` recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import time
+from pathlib import Path
+from typing import Iterator
+
+from cluster import local_cluster
+from cluster.runtime_env import job_runtime_env
+from cluster.state import ClusterState
+
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+TOKEN_FILE = Path.home() / ".ray" / "auth_token"
+
+
+class JobsError(RuntimeError):
+    """The cluster cannot be reached or refuses the request; the message says what to do."""
+
+
+def dashboard_address(address: str | None) -> str:
+    """The Jobs API's URL: --address, else $RAY_ADDRESS, else the local cluster's dashboard."""
+    chosen = address or os.environ.get("RAY_ADDRESS")
+    if chosen:
+        return chosen if "://" in chosen else f"http://{chosen}"
+    cluster = local_cluster.load_alive()
+    if cluster is None:
+        raise JobsError("no Ray cluster to submit to: pass --address http://HEAD:8265, set RAY_ADDRESS, "
+                        "or start a local one with `ganforge cluster up`")
+    return cluster.dashboard_url
+
+
+def tracking_uri(uri: str | None, cluster: ClusterState | None) -> str:
+    """Jobs must log to a tracking server every node reaches: a local file store would
+    scatter runs over the nodes' disks."""
+    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or (cluster.mlflow_uri if cluster else "")
+    if not chosen:
+        raise JobsError("no MLflow server for the job to log to: pass --tracking-uri http://HOST:5000, "
+                        "set MLFLOW_TRACKING_URI, or start a local cluster with `ganforge cluster up`")
+    if not chosen.startswith(("http://", "https://", "databricks")):
+        raise JobsError(f"jobs log to an MLflow server, not to a local store ({chosen}): the job's processes "
+                        "run on other nodes, whose runs would be lost to this machine")
+    return chosen
+
+
+def _use_token_if_any() -> None:
+    # Ray 2.60 clusters require a token by default; the SDK sends one only when this process
+    # runs in token mode. A token in the environment or Ray's default file switches it on.
+    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or
+                                              os.environ.get("RAY_AUTH_TOKEN_PATH") or TOKEN_FILE.is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def client(address: str | None):
+    url = dashboard_address(address)
+    _use_token_if_any()
+    from ray.job_submission import JobSubmissionClient
+
+    logging.getLogger("ray").setLevel(logging.WARNING)  # not a line per uploaded package and socket
+    try:
+        return JobSubmissionClient(url)
+    except (ConnectionError, RuntimeError) as exc:
+        raise JobsError(f"cannot reach the Ray Jobs API at {url}: {exc}".splitlines()[0]) from exc
+
+
+def absolute_data_paths(args: list[str]) -> list[str]:
+    """`--data shards/x` names a folder relative to where the user typed it; the job runs in
+    another directory. Local paths that exist become absolute (a local cluster shares this
+    filesystem); URLs and cluster-side paths pass through."""
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--data" and i + 1 < len(args):
+            out += [arg, _absolute(args[i + 1])]
+            i += 2
+            continue
+        if arg.startswith("--data="):
+            arg = "--data=" + _absolute(arg.split("=", 1)[1])
+        out.append(arg)
+        i += 1
+    return out
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).resolve()) if "://" not in path and not path.startswith("pipe:") and Path(path).exists() else path
+
+
+def submit(command: list[str], address: str | None = None, tracking: str | None = None,
+           job_id: str | None = None) -> str:
+    """Submit `ganforge COMMAND...` as a Ray job; returns its id."""
+    if not command:
+        raise JobsError("nothing to submit: give a ganforge command after --, e.g. `ganforge submit -- train lsgan ...`")
+    jobs = client(address)
+    uri = tracking_uri(tracking, local_cluster.load_alive())
+    entrypoint = shlex.join(["python", "-m", "pipelines.cli.main", *absolute_data_paths(command)])
+    return jobs.submit_job(entrypoint=entrypoint, runtime_env=job_runtime_env(uri), submission_id=job_id)
+
+
+def wait(jobs, job_id: str, timeout: float, poll: float = 1.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = str(jobs.get_job_status(job_id).value)
+        if status in TERMINAL:
+            return status
+        if time.monotonic() > deadline:
+            raise JobsError(f"job {job_id} is still {status} after {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def follow_logs(jobs, job_id: str) -> Iterator[str]:
+    """The job's output as it is written, until the job ends."""
+    stream = jobs.tail_job_logs(job_id)
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(stream.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.close()

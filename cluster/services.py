@@ -1,0 +1,129 @@
+"""Start and stop the processes of a local cluster: a Ray head and an MLflow server, each
+the leader of its own process group, so stopping one stops all it spawned and nothing else
+(`ray stop` would stop every Ray instance of the user on the machine)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from cluster.local import TRIAL_RESOURCE
+
+
+class ServiceError(RuntimeError):
+    """A service did not come up; the message says which and where its log is."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _bin_env() -> dict[str, str]:
+    # The cluster's processes (and the jobs they run) use this interpreter's environment:
+    # `python` and `ganforge` in a job resolve to the venv the cluster was started from.
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _spawn(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env or _bin_env(), start_new_session=True)
+
+
+def start_ray_head(log: Path, port: int, dashboard_port: int, num_cpus: int | None) -> subprocess.Popen:
+    """`ray start --head --block` on loopback: the dashboard (and its Jobs API) listens on
+    127.0.0.1 only. Trial drivers of `ganforge tune` get their own resource, as on a cloud head."""
+    ray = Path(sys.executable).parent / "ray"
+    command = [str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+               "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", "--include-dashboard=true",
+               f'--resources={{"{TRIAL_RESOURCE}": 1024}}', "--disable-usage-stats"]
+    if num_cpus is not None:
+        command.append(f"--num-cpus={num_cpus}")
+    env = _bin_env()
+    # On SIGTERM a head first drains for up to 30 s so Serve replicas can move; a local head
+    # runs none, and `cluster down` means now.
+    env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"
+    return _spawn(command, log, env)
+
+
+def start_mlflow_server(root: Path, log: Path, port: int) -> subprocess.Popen:
+    """A tracking server on 127.0.0.1 with a SQLite store. Artifacts go through the server
+    (`--artifacts-destination`), so a client on any node uploads over HTTP instead of writing
+    to a path that exists only on the head."""
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+               "--artifacts-destination", (root / "artifacts").as_uri()]
+    return _spawn(command, log)
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """The server at ``url`` answers HTTP. A 401/403 counts: Ray's dashboard answers its API
+    only with a token, and that it answers at all is what is asked here."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return True
+    except urllib.error.HTTPError as exc:
+        return exc.code in (401, 403)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_until_up(name: str, url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceError(f"{name} exited with code {process.returncode} while starting; see {log}")
+        if answers(url):
+            return
+        time.sleep(0.5)
+    raise ServiceError(f"{name} did not answer at {url} within {timeout:.0f} s; see {log}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_group(pid: int, grace: float = 20.0) -> None:
+    """SIGTERM the process group led by ``pid``, then SIGKILL what is left after ``grace``."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _group_alive(pid):
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.waitpid(pgid, os.WNOHANG)  # reap the leader if it is our own child (else it lingers as a zombie)
+    except ChildProcessError:
+        pass
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

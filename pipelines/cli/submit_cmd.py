@@ -1,0 +1,37 @@
+"""``ganforge submit -- COMMAND...``: run any ganforge command as a job on a Ray cluster."""
+
+from __future__ import annotations
+
+import argparse
+
+from cluster import jobs
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("submit", help="run a ganforge command as a Ray job (Ray Jobs API), logging to an MLflow server",
+                       description="Ships this project's code with the job; the cluster needs the dependencies "
+                                   "installed (ray_cluster.yaml does that). Example: "
+                                   "ganforge submit -- train lsgan --data /shared/shards --workers 4")
+    p.add_argument("--address", help="the cluster's dashboard, http://HEAD:8265 (default: $RAY_ADDRESS or the "
+                                     "local cluster of `ganforge cluster up`)")
+    p.add_argument("--tracking-uri", help="MLflow server the job logs to (default: $MLFLOW_TRACKING_URI or the "
+                                          "local cluster's server)")
+    p.add_argument("--job-id", help="a name for the job (default: Ray's)")
+    p.add_argument("--wait", action="store_true", help="stream the job's logs until it ends; exit 1 if it fails")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the ganforge command, after --")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    job_id = jobs.submit(command, args.address, args.tracking_uri, args.job_id)
+    print(f"submitted job {job_id}")
+    if not args.wait:
+        print(f"follow it with `ganforge jobs logs {job_id} --follow`")
+        return 0
+    client = jobs.client(args.address)
+    for chunk in jobs.follow_logs(client, job_id):
+        print(chunk, end="", flush=True)
+    status = jobs.wait(client, job_id, timeout=60)
+    print(f"job {job_id}: {status}")
+    return 0 if status == "SUCCEEDED" else 1

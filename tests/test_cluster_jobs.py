@@ -1,0 +1,61 @@
+"""Where a job goes and where it logs: clear refusals before anything is sent."""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster import jobs, state
+from cluster.runtime_env import job_runtime_env
+
+
+@pytest.fixture
+def no_cluster(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def test_address_comes_from_the_flag_then_ray_address_then_the_local_cluster(no_cluster, monkeypatch):
+    with pytest.raises(jobs.JobsError, match="ganforge cluster up"):
+        jobs.dashboard_address(None)
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:8265")
+    assert jobs.dashboard_address(None) == "http://10.0.0.5:8265"
+    assert jobs.dashboard_address("https://head:8265") == "https://head:8265"
+
+
+def test_a_cluster_record_whose_processes_are_gone_is_dropped(no_cluster):
+    state.save(state.ClusterState(root="/nowhere", ray_address="127.0.0.1:1", dashboard_url="http://127.0.0.1:1",
+                                  mlflow_uri="http://127.0.0.1:2", ray_pid=2**22 + 1, mlflow_pid=2**22 + 2))
+    with pytest.raises(jobs.JobsError, match="no Ray cluster"):
+        jobs.dashboard_address(None)
+    assert state.load() is None
+
+
+@pytest.mark.parametrize("uri, message", [("", "no MLflow server"), ("sqlite:///x.db", "not to a local store"),
+                                          ("/abs/mlruns", "not to a local store")])
+def test_jobs_must_log_to_a_tracking_server(no_cluster, uri, message):
+    with pytest.raises(jobs.JobsError, match=message):
+        jobs.tracking_uri(uri or None, None)
+    assert jobs.tracking_uri("http://head:5000", None) == "http://head:5000"
+
+
+def test_local_data_paths_become_absolute_and_urls_pass_through(tmp_path, monkeypatch):
+    (tmp_path / "shards").mkdir()
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "lsgan", "--data", "shards", "--steps", "5"]
+    assert jobs.absolute_data_paths(args)[3] == str(tmp_path / "shards")
+    assert jobs.absolute_data_paths(["--data=shards"]) == [f"--data={tmp_path / 'shards'}"]
+    assert jobs.absolute_data_paths(["--data", "pipe:curl -s http://x/a.tar"]) == ["--data", "pipe:curl -s http://x/a.tar"]
+    assert jobs.absolute_data_paths(["--data", "missing"]) == ["--data", "missing"]  # cluster-side path
+
+
+def test_runtime_env_ships_our_packages_and_the_tracking_server():
+    env = job_runtime_env("http://head:5000")
+    assert sorted(path.rsplit("/", 1)[-1] for path in env["py_modules"]) == ["cluster", "gan_core", "pipelines"]
+    assert env["env_vars"]["MLFLOW_TRACKING_URI"] == "http://head:5000"
+    assert "__pycache__/" in env["excludes"]
+
+
+def test_submit_without_a_command_says_how(no_cluster):
+    with pytest.raises(jobs.JobsError, match="after --"):
+        jobs.submit([])
