@@ -50,7 +50,7 @@ tune-demo: $(if $(filter lsgan discogan,$(GAN)),$(DATA_$(GAN))/manifest.json)
 		--config pipelines/configs/demo/$(GAN).yaml --config pipelines/configs/demo/tune-$(GAN).yaml
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -m "not search"
+	$(BIN)/python -m pytest -m "not search" --durations=25
 
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow"

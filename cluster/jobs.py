@@ -36,13 +36,13 @@ def dashboard_address(address: str | None) -> str:
     return cluster.dashboard_url
 
 
-def tracking_uri(uri: str | None, cluster: ClusterState | None) -> str:
+def tracking_uri(uri: str | None, cluster: ClusterState | None) -> str | None:
     """Jobs must log to a tracking server every node reaches: a local file store would
-    scatter runs over the nodes' disks."""
+    scatter runs over the nodes' disks. None: the cluster's own setting applies (a head
+    started from ray_cluster.yaml sets MLFLOW_TRACKING_URI for the jobs it runs)."""
     chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or (cluster.mlflow_uri if cluster else "")
     if not chosen:
-        raise JobsError("no MLflow server for the job to log to: pass --tracking-uri http://HOST:5000, "
-                        "set MLFLOW_TRACKING_URI, or start a local cluster with `ganforge cluster up`")
+        return None
     if not chosen.startswith(("http://", "https://", "databricks")):
         raise JobsError(f"jobs log to an MLflow server, not to a local store ({chosen}): the job's processes "
                         "run on other nodes, whose runs would be lost to this machine")
@@ -92,14 +92,17 @@ def _absolute(path: str) -> str:
 
 
 def submit(command: list[str], address: str | None = None, tracking: str | None = None,
-           job_id: str | None = None) -> str:
-    """Submit `ganforge COMMAND...` as a Ray job; returns its id."""
+           job_id: str | None = None) -> tuple[str, str | None]:
+    """Submit `ganforge COMMAND...` as a Ray job; returns its id and the tracking URI it was
+    given (None: the cluster's own)."""
     if not command:
         raise JobsError("nothing to submit: give a ganforge command after --, e.g. `ganforge submit -- train lsgan ...`")
     jobs = client(address)
-    uri = tracking_uri(tracking, local_cluster.load_alive())
+    local = local_cluster.load_alive()
+    to_local = local is not None and dashboard_address(address) == local.dashboard_url
+    uri = tracking_uri(tracking, local if to_local else None)
     entrypoint = shlex.join(["python", "-m", "pipelines.cli.main", *absolute_data_paths(command)])
-    return jobs.submit_job(entrypoint=entrypoint, runtime_env=job_runtime_env(uri), submission_id=job_id)
+    return jobs.submit_job(entrypoint=entrypoint, runtime_env=job_runtime_env(uri), submission_id=job_id), uri
 
 
 def wait(jobs, job_id: str, timeout: float, poll: float = 1.0) -> str:

@@ -47,6 +47,12 @@ def _new_instance(num_cpus: int | None) -> dict:
             "runtime_env": {"env_vars": {"RAY_ADDRESS": f"{get_node_ip_address()}:{port}"}}}
 
 
+def alive_nodes() -> int:
+    import ray
+
+    return sum(1 for node in ray.nodes() if node["Alive"])
+
+
 def connect(address: str | None = None, num_cpus: int | None = None, verbose: bool = False) -> None:
     """Start or join Ray once per process; later calls are no-ops."""
     import ray

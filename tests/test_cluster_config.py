@@ -20,9 +20,13 @@ def test_cluster_config_passes_rays_own_schema():
     assert types["gpu_worker"]["max_workers"] >= 1
 
 
-def test_services_bind_loopback_and_setup_installs_the_project():
+def test_services_stay_inside_the_cluster_and_setup_installs_the_project():
     config = yaml.safe_load(CONFIG.read_text())
     head = " ".join(config["head_start_ray_commands"])
-    assert "--dashboard-host=127.0.0.1" in head
-    assert "mlflow server --host 127.0.0.1" in head
+    private_ip = "$(hostname -I | cut -d' ' -f1)"
+    assert "--dashboard-host=127.0.0.1" in head  # the Jobs API: through the SSH tunnel only
+    # MLflow: the head's private address, which every node reaches and the internet does not
+    assert f"mlflow server --host {private_ip}" in head and "0.0.0.0" not in head
+    assert f"MLFLOW_TRACKING_URI=http://{private_ip}:5000" in head  # jobs log there by default
+    assert "--artifacts-destination $ARTIFACTS" in head and "ARTIFACTS=s3://" in head
     assert any("pip install -e ." in c for c in config["setup_commands"])

@@ -6,6 +6,8 @@ import pytest
 
 from cluster import jobs, state
 from cluster.runtime_env import job_runtime_env
+from pipelines.config import ConfigError
+from pipelines.tracking.store import check_shared
 
 
 @pytest.fixture
@@ -31,12 +33,19 @@ def test_a_cluster_record_whose_processes_are_gone_is_dropped(no_cluster):
     assert state.load() is None
 
 
-@pytest.mark.parametrize("uri, message", [("", "no MLflow server"), ("sqlite:///x.db", "not to a local store"),
-                                          ("/abs/mlruns", "not to a local store")])
-def test_jobs_must_log_to_a_tracking_server(no_cluster, uri, message):
-    with pytest.raises(jobs.JobsError, match=message):
-        jobs.tracking_uri(uri or None, None)
+@pytest.mark.parametrize("uri", ["sqlite:///x.db", "/abs/mlruns", "mlruns"])
+def test_jobs_must_log_to_a_tracking_server(no_cluster, uri):
+    with pytest.raises(jobs.JobsError, match="not to a local store"):
+        jobs.tracking_uri(uri, None)
     assert jobs.tracking_uri("http://head:5000", None) == "http://head:5000"
+
+
+def test_without_a_uri_a_remote_cluster_keeps_its_own_and_the_local_cluster_gives_its_server(no_cluster):
+    assert jobs.tracking_uri(None, None) is None
+    assert "MLFLOW_TRACKING_URI" not in job_runtime_env(None)["env_vars"]
+    local = state.ClusterState(root="/c", ray_address="127.0.0.1:1", dashboard_url="http://127.0.0.1:1",
+                               mlflow_uri="http://127.0.0.1:5001", ray_pid=1, mlflow_pid=1)
+    assert jobs.tracking_uri(None, local) == "http://127.0.0.1:5001"
 
 
 def test_local_data_paths_become_absolute_and_urls_pass_through(tmp_path, monkeypatch):
@@ -59,3 +68,10 @@ def test_runtime_env_ships_our_packages_and_the_tracking_server():
 def test_submit_without_a_command_says_how(no_cluster):
     with pytest.raises(jobs.JobsError, match="after --"):
         jobs.submit([])
+
+
+def test_a_multi_node_run_refuses_a_local_tracking_store():
+    check_shared("sqlite:///here/mlflow.db", nodes=1)  # one machine: a local store is the default
+    check_shared("http://head:5000", nodes=3)
+    with pytest.raises(ConfigError, match="3 nodes.*MLflow server every node reaches"):
+        check_shared("sqlite:///here/mlflow.db", nodes=3)

@@ -14,8 +14,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "ganforge submit -- train lsgan --data /shared/shards --workers 4")
     p.add_argument("--address", help="the cluster's dashboard, http://HEAD:8265 (default: $RAY_ADDRESS or the "
                                      "local cluster of `ganforge cluster up`)")
-    p.add_argument("--tracking-uri", help="MLflow server the job logs to (default: $MLFLOW_TRACKING_URI or the "
-                                          "local cluster's server)")
+    p.add_argument("--tracking-uri", help="MLflow server the job logs to, as the cluster's nodes reach it (default: "
+                                          "$MLFLOW_TRACKING_URI, the local cluster's server, or the head's own setting)")
     p.add_argument("--job-id", help="a name for the job (default: Ray's)")
     p.add_argument("--wait", action="store_true", help="stream the job's logs until it ends; exit 1 if it fails")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the ganforge command, after --")
@@ -24,8 +24,8 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    job_id = jobs.submit(command, args.address, args.tracking_uri, args.job_id)
-    print(f"submitted job {job_id}")
+    job_id, uri = jobs.submit(command, args.address, args.tracking_uri, args.job_id)
+    print(f"submitted job {job_id}, logging to {uri or 'the cluster head MLFLOW_TRACKING_URI'}")
     if not args.wait:
         print(f"follow it with `ganforge jobs logs {job_id} --follow`")
         return 0

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from pipelines.config.load import ConfigError
 from pipelines.config.schema import TrackingConfig
 
 DB_NAME = "mlflow.db"
@@ -34,6 +35,17 @@ def resolve(cfg: TrackingConfig, workdir: Path | None = None) -> TrackingConfig:
     if not artifact_root and is_local(uri):
         artifact_root = (workdir / ARTIFACT_DIR).as_uri()
     return dataclasses.replace(cfg, uri=uri, artifact_root=artifact_root)
+
+
+def check_shared(uri: str, nodes: int) -> None:
+    """On a cluster of several nodes rank 0 may run on any of them: a local store (SQLite
+    file, folder) would keep the run on that node's disk, out of the driver's and the
+    user's sight. Refused before the run is created."""
+    if nodes > 1 and is_local(uri):
+        raise ConfigError(f"this Ray cluster has {nodes} nodes, and the MLflow store {uri} is a local file: "
+                          "the run would be written on whichever node rank 0 lands on. Log to an MLflow server "
+                          "every node reaches (tracking.uri=http://HOST:5000 or MLFLOW_TRACKING_URI; "
+                          "`ganforge cluster up` starts one)")
 
 
 def ui_command(cfg: TrackingConfig, port: int = 5000) -> list[str]:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 import gan_core
 from gan_core.metrics.inception import WEIGHTS_ENV, weights_path
-from cluster.local import connect
+from cluster.local import alive_nodes, connect
 from pipelines.config import ConfigError, RunConfig, flatten, to_dict
 from pipelines.data.batches import resolve_domains
 from pipelines.data.loader import StreamSpec, readers
@@ -197,12 +197,13 @@ def train(cfg: RunConfig, address: str | None = None, progress: bool = True, ver
     if cfg.train.amp == "fp16" and not cfg.train.use_gpu:
         warnings.warn("train.amp=fp16 on CPU is emulated and many times slower; use train.amp=bf16 on CPU",
                       stacklevel=2)
+    connect(address, verbose=verbose)
+    store.check_shared(store.resolve(cfg.tracking).uri, alive_nodes())
     cfg = _open_run(resolved(cfg), resume_from)
     run_id = cfg.tracking.run_id
     name = f"ganforge-{run_id}" + (f"-resume-{time.strftime('%m%d-%H%M%S')}" if resume_from else "")
     bar = None
     try:
-        connect(address, verbose=verbose)
         from ray.util.queue import Queue
 
         queue = Queue(maxsize=1000, actor_options={"num_cpus": 0})  # must not take a worker's CPU

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster.local import TRIAL_RESOURCE, connect
+from cluster.local import TRIAL_RESOURCE, alive_nodes, connect
 from gan_core.metrics.inception import weights_path
 from pipelines.config import ConfigError, RunConfig, build, to_dict
 from pipelines.data.manifest import read_dataset
@@ -159,6 +159,7 @@ def run_search(cfg: RunConfig, name: str | None = None, address: str | None = No
     # Tune warns when trials checkpoint often; ganforge sets how many pointers it keeps.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     connect(address, verbose=verbose)
+    store.check_shared(store.resolve(cfg.tracking).uri, alive_nodes())
     import ray
 
     limit = concurrency(cfg, ray.cluster_resources())
