@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Iterator
 
 from cluster import local_cluster
+from cluster.local import use_token_if_any
 from cluster.runtime_env import job_runtime_env
 from cluster.state import ClusterState
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
-TOKEN_FILE = Path.home() / ".ray" / "auth_token"
 
 
 class JobsError(RuntimeError):
@@ -49,20 +49,13 @@ def tracking_uri(uri: str | None, cluster: ClusterState | None) -> str | None:
     return chosen
 
 
-def _use_token_if_any() -> None:
-    # Ray 2.60 clusters require a token by default; the SDK sends one only when this process
-    # runs in token mode. A token in the environment or Ray's default file switches it on.
-    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or
-                                              os.environ.get("RAY_AUTH_TOKEN_PATH") or TOKEN_FILE.is_file()):
-        os.environ["RAY_AUTH_MODE"] = "token"
-
-
 def client(address: str | None):
     url = dashboard_address(address)
-    _use_token_if_any()
+    use_token_if_any()
     from ray.job_submission import JobSubmissionClient
 
-    logging.getLogger("ray").setLevel(logging.WARNING)  # not a line per uploaded package and socket
+    for name in ("ray", "ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # not a line per uploaded package and socket
     try:
         return JobSubmissionClient(url)
     except (ConnectionError, RuntimeError) as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from pathlib import Path
 
 # A Tune trial's own process (the driver of its Train run) takes one unit of this custom
 # resource instead of a CPU: with a CPU each, trial drivers would hold the CPUs their workers
@@ -21,6 +22,16 @@ QUIET_ENV = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     "RAY_AIR_NEW_OUTPUT": "0",
 }
+
+
+def use_token_if_any() -> None:
+    """Ray 2.60 clusters require a token by default, and a client process sends one only in
+    token mode. A token in the environment or Ray's default file (where a local head writes
+    it) switches that on, for joining a cluster and for its Jobs API alike."""
+    token_file = Path.home() / ".ray" / "auth_token"
+    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or
+                                              os.environ.get("RAY_AUTH_TOKEN_PATH") or token_file.is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _free_port() -> int:
@@ -66,6 +77,8 @@ def connect(address: str | None = None, num_cpus: int | None = None, verbose: bo
         # every start. Authentication stays on; only the notice is silenced.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        use_token_if_any()
     ray.init(
         # "local": a new instance, never the cluster `ray start` (or `ganforge cluster up`)
         # left on this machine, which a plain ray.init() would join and then reject our

@@ -1,7 +1,8 @@
 """End to end, as a user runs it: `ganforge cluster up` starts a real Ray head and a real
-`mlflow server` on 127.0.0.1; `ganforge submit` sends a training job through the Ray Jobs
-API; the run, its metrics and its sample grid are then read back through the MLflow
-server's REST API; `ganforge cluster down` stops exactly what `up` started."""
+`mlflow server` on 127.0.0.1, and a second Ray node joins it (two nodes of one CPU each on
+this machine); `ganforge submit` sends a 2-worker DDP training job through the Ray Jobs
+API; the run, its metrics, its sample grid and the shards each node read are then read back
+through the MLflow server's REST API; `ganforge cluster down` stops exactly what `up` started."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
 
-from cluster.services import alive
+from cluster.services import alive, stop_group
 
 pytestmark = pytest.mark.slow
 
+# 2 workers on 2 nodes, one exact epoch (9 shards, 1,797 digits: at most 63 batches of 16 per rank) and then some.
 TINY_LSGAN = ["--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.latent_dim=16", "--set",
-              "train.log_every=10", "--set", "train.sample_every=10", "--set", "train.checkpoint_every=20",
-              "--set", "eval.every=0", "--workers", "1", "--steps", "20", "--batch-size", "16"]
+              "train.log_every=35", "--set", "train.sample_every=35", "--set", "train.checkpoint_every=70",
+              "--set", "eval.every=0", "--set", "data.mode=exact", "--workers", "2", "--steps", "70",
+              "--batch-size", "16"]
 
 
 def cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -30,10 +34,24 @@ def cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subproces
 
 def rest(base: str, path: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=data,
+    request = urllib.request.Request(f"{base}/{path}" if path.startswith("get-artifact") else
+                                     f"{base}/api/2.0/mlflow/{path}", data=data,
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
+
+
+def join_second_node(address: str, log) -> subprocess.Popen:
+    """`ray start --address` for a second one-CPU node on this machine, as a worker machine would."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+    node = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ray"), "start", f"--address={address}",
+                             "--num-cpus=1", "--block", "--disable-usage-stats"], stdout=log, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+    deadline = time.monotonic() + 90
+    while "Ray runtime started" not in open(log.name).read():
+        assert node.poll() is None and time.monotonic() < deadline, open(log.name).read()[-2000:]
+        time.sleep(0.5)
+    return node
 
 
 def port_open(address: str) -> bool:
@@ -48,10 +66,13 @@ def cluster(tmp_path_factory):
     home = tmp_path_factory.mktemp("ganforge-home")
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
     env["GANFORGE_HOME"] = str(home)
-    up = cli(["cluster", "up", "--num-cpus", "2"], env)
+    up = cli(["cluster", "up", "--num-cpus", "1"], env)
     assert up.returncode == 0, up.stdout + up.stderr
     state = json.loads((home / "cluster.json").read_text())
+    with open(home / "node2.log", "w") as log:
+        node = join_second_node(state["ray_address"], log)
     yield env, state
+    stop_group(node.pid)  # the joined node is the test's, not `cluster up`'s
     if (home / "cluster.json").exists():  # a test failed before `down` ran
         cli(["cluster", "down"], env)
 
@@ -66,7 +87,7 @@ def test_cluster_up_serves_ray_and_mlflow_on_loopback(cluster):
     assert again.returncode == 2 and "already up" in again.stderr
 
 
-def test_submitted_job_trains_and_its_run_is_found_through_the_mlflow_server(cluster, digit_shards):
+def test_a_two_node_job_trains_and_its_run_is_found_through_the_mlflow_server(cluster, digit_shards):
     env, state = cluster
     submit = cli(["submit", "--job-id", "tiny-lsgan", "--wait", "--", "train", "lsgan", "--data", str(digit_shards),
                   "--no-progress", *TINY_LSGAN], env)
@@ -76,7 +97,7 @@ def test_submitted_job_trains_and_its_run_is_found_through_the_mlflow_server(clu
     listed = cli(["jobs", "list"], env)
     assert any(line.split()[:2] == ["tiny-lsgan", "SUCCEEDED"] for line in listed.stdout.splitlines())
     assert cli(["jobs", "status", "tiny-lsgan"], env).stdout.startswith("tiny-lsgan: SUCCEEDED")
-    assert "ganforge" in cli(["jobs", "logs", "tiny-lsgan"], env).stdout
+    assert "finished: MLflow run" in cli(["jobs", "logs", "tiny-lsgan"], env).stdout
 
     server = state["mlflow_uri"]
     experiment = rest(server, "experiments/get-by-name?experiment_name=ganforge-lsgan")["experiment"]
@@ -84,11 +105,20 @@ def test_submitted_job_trains_and_its_run_is_found_through_the_mlflow_server(clu
     assert len(runs) == 1 and runs[0]["info"]["status"] == "FINISHED"
     run_id = runs[0]["info"]["run_id"]
     history = rest(server, f"metrics/get-history?run_id={run_id}&metric_key=loss/D")["metrics"]
-    assert [m["step"] for m in history] == [10, 20]
+    assert [m["step"] for m in history] == [35, 70]
     images = rest(server, f"artifacts/list?run_id={run_id}&path=images").get("files", [])
-    assert any(f["path"].startswith("images/samples+step+20") and f["path"].endswith(".png") for f in images)
+    assert any(f["path"].startswith("images/samples+step+70") and f["path"].endswith(".png") for f in images)
     # The artifacts live in the server's store, not on the job's node.
     assert experiment["artifact_location"].startswith("mlflow-artifacts:")
+
+    # DDP across the two nodes, each node reading shards of its own, all of them together.
+    tags = {t["key"]: t["value"] for t in runs[0]["data"]["tags"]}
+    assert tags["ganforge.world_size"] == "2" and tags["ganforge.nodes"] == "2"
+    coverage = rest(server, f"get-artifact?path=data/shards_by_rank.json&run_uuid={run_id}")
+    assert coverage["complete"] and len({r["node"] for r in coverage["ranks"]}) == 2
+    first, second = (set(r["shards"]["image"]) for r in coverage["ranks"])
+    assert first and second and not first & second
+    assert first | second == {p.name for p in digit_shards.glob("*.tar")}
 
 
 def test_submit_refuses_a_local_tracking_store(cluster, digit_shards, tmp_path):

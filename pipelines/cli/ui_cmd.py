@@ -31,7 +31,10 @@ def run(args: argparse.Namespace) -> None:
 
 
 def ui_hint(tracking: TrackingConfig) -> str:
-    """The command that opens the UI over ``tracking``, as the user can type it from here."""
+    """The command that opens the UI over ``tracking``, as the user can type it from here;
+    a tracking server serves its own UI."""
+    if tracking.uri.startswith(("http://", "https://")):
+        return f"the MLflow UI at {tracking.uri}"
     exe = Path(sys.argv[0]).resolve()
     on_path = shutil.which("ganforge")
     installed_elsewhere = exe.name != "ganforge" or (on_path and Path(on_path).resolve() == exe)

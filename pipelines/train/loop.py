@@ -4,6 +4,7 @@ benchmarks and unit tests they just collect."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import torch.distributed as dist
 from pipelines.config.schema import RunConfig, TrainConfig
 from pipelines.data.tensors import to_model_batch
 from pipelines.train.engine import Engine
+from pipelines.train.coverage import ShardCoverage
 from pipelines.train.guard import Diverged
 from pipelines.train.stability import StabilityMonitor
 
@@ -36,6 +38,8 @@ class Hooks(Protocol):
 
     def on_checkpoint(self, step: int, state: dict[str, Any] | None, final: bool) -> None: ...
 
+    def on_coverage(self, report: dict[str, Any]) -> None: ...  # rank 0, at the end: coverage.py
+
 
 @dataclass
 class CollectingHooks:
@@ -46,6 +50,7 @@ class CollectingHooks:
     samples: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     evals: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     checkpoints: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
+    coverage: dict[str, Any] = field(default_factory=dict)
 
     def on_log(self, step, metrics):
         self.logs.append((step, metrics))
@@ -58,6 +63,9 @@ class CollectingHooks:
 
     def on_checkpoint(self, step, state, final):
         self.checkpoints.append((step, state))
+
+    def on_coverage(self, report):
+        self.coverage = report
 
 
 class Meter:
@@ -151,15 +159,19 @@ def _batches(data: Batches, position: Position, exact: bool) -> Iterator[dict]:
 
 
 def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: Batches, hooks: Hooks,
-        rank: int = 0, position: Position | None = None, evaluator: Evaluate | None = None) -> dict[str, float]:
-    """Train until ``cfg.train.steps``; returns the last logged metrics (and evaluation's)."""
+        rank: int = 0, position: Position | None = None, evaluator: Evaluate | None = None,
+        node: str = "") -> dict[str, float]:
+    """Train until ``cfg.train.steps``; returns the last logged metrics (and evaluation's).
+    ``node`` names the machine this rank runs on (default: the host name)."""
     train, position = cfg.train, position or Position()
+    coverage = ShardCoverage(position.epoch if position.batch == 0 else position.epoch + 1)
     fixed = fixed_inputs(engine, data, train.sample_count, train.seed) if hooks.chief else {}
     counters, last = _Counters(engine.step), {}
     monitor = StabilityMonitor(cfg.stability) if cfg.stability.check else None
     batches = _batches(data, position, exact=cfg.data.mode == "exact")
     while engine.step < train.steps:
         raw = next(batches)
+        coverage.add(raw, position.epoch)
         # After fetching: starting a DataLoader draws from the global RNG, and a resumed run
         # starts one at a step where the uninterrupted run did not.
         seed_rank(train.seed, rank, engine.step)
@@ -182,4 +194,8 @@ def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: Batches,
             state = checkpoint_state(engine, position, cfg_tree) if hooks.chief else None
             hooks.on_checkpoint(step, state, final=done)
         counters.tick += time.perf_counter() - hook_start  # throughput counts training, not hooks
+    complete = position.epoch > coverage.epoch or position.batch >= data.batches_in_epoch(coverage.epoch)
+    report = coverage.gather(rank, node or socket.gethostname(), complete)
+    if hooks.chief:
+        hooks.on_coverage(report)
     return last

@@ -5,8 +5,10 @@ Ray (every rank, since ``ray.train.report`` is a barrier)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import ray.train
@@ -75,6 +77,12 @@ class RayHooks:
                     self._log_final(folder)
             ray.train.report(metrics, checkpoint=checkpoint)
 
+    def on_coverage(self, report: dict) -> None:
+        with tempfile.TemporaryDirectory(prefix="ganforge-data-") as folder:
+            (Path(folder) / "shards_by_rank.json").write_text(json.dumps(report, indent=1) + "\n")
+            self.logger.artifacts(folder, "data")
+        self.logger.tags({"ganforge.nodes": str(len({r["node"] for r in report["ranks"]}))})
+
     def _log_final(self, checkpoint_folder: str) -> None:
         self.logger.artifacts(checkpoint_folder, "checkpoint")
         generator_nets = {n: net for n, net in self.engine.sampling_nets().items() if n in self.engine.gan.groups["G"]}
@@ -140,7 +148,8 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
         logger.tags({"ganforge.eval_extractor": evaluator.suite.name,
                      "ganforge.eval_reference": split_of(dataset, next(iter(domains.values())))[1]})
     try:
-        return loop.run(cfg, cfg_tree, engine, data, hooks, rank=rank, position=position, evaluator=evaluator)
+        return loop.run(cfg, cfg_tree, engine, data, hooks, rank=rank, position=position, evaluator=evaluator,
+                        node=ray.get_runtime_context().get_node_id())
     finally:
         if logger is not None:
             logger.flush()

@@ -1,0 +1,35 @@
+"""Which shards each rank read in one epoch, gathered on rank 0. On a cluster of several
+nodes it is the evidence a user looks for: every node read shards of its own, and together
+they read them all (an exact epoch; resampled streams draw with replacement)."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+import torch.distributed as dist
+
+
+def shard_of(key: str) -> str:
+    """Sample keys read ``URL#sample``; the shard is the URL's file name."""
+    return os.path.basename(key.split("#", 1)[0])
+
+
+class ShardCoverage:
+    def __init__(self, epoch: int):
+        self.epoch = epoch  # the first epoch this run reads from its start
+        self.shards: dict[str, set[str]] = defaultdict(set)
+
+    def add(self, raw: dict, epoch: int) -> None:
+        if epoch == self.epoch:
+            for domain, keys in raw["keys"].items():
+                self.shards[domain].update(map(shard_of, keys))
+
+    def gather(self, rank: int, node: str, complete: bool) -> dict:
+        """Every rank's shards (a collective: every rank calls it)."""
+        mine = {"rank": rank, "node": node, "shards": {d: sorted(s) for d, s in sorted(self.shards.items())}}
+        ranks = [mine]
+        if dist.is_available() and dist.is_initialized():
+            ranks = [None] * dist.get_world_size()
+            dist.all_gather_object(ranks, mine)
+        return {"epoch": self.epoch, "complete": complete, "ranks": ranks}
