@@ -1,6 +1,7 @@
 """Jobs on a Ray cluster through the Ray Jobs SDK: submit any ganforge command, list jobs,
 read their status and logs, stop them. The address comes from --address, $RAY_ADDRESS, or
-the local cluster `ganforge cluster up` recorded."""
+$RAY_API_SERVER_ADDRESS (Ray's own name for it) or $RAY_ADDRESS, or the local cluster that
+`ganforge cluster up` recorded."""
 
 from __future__ import annotations
 
@@ -25,13 +26,14 @@ class JobsError(RuntimeError):
 
 
 def dashboard_address(address: str | None) -> str:
-    """The Jobs API's URL: --address, else $RAY_ADDRESS, else the local cluster's dashboard."""
-    chosen = address or os.environ.get("RAY_ADDRESS")
+    """The Jobs API's URL: --address, else $RAY_API_SERVER_ADDRESS or $RAY_ADDRESS, else the
+    local cluster's dashboard."""
+    chosen = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
     if chosen:
         return chosen if "://" in chosen else f"http://{chosen}"
     cluster = local_cluster.load_alive()
     if cluster is None:
-        raise JobsError("no Ray cluster to submit to: pass --address http://HEAD:8265, set RAY_ADDRESS, "
+        raise JobsError("no Ray cluster to submit to: pass --address http://HEAD:8265, set RAY_API_SERVER_ADDRESS, "
                         "or start a local one with `ganforge cluster up`")
     return cluster.dashboard_url
 

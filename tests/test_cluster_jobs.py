@@ -14,14 +14,17 @@ from pipelines.tracking.store import check_shared
 def no_cluster(monkeypatch, tmp_path):
     monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
-def test_address_comes_from_the_flag_then_ray_address_then_the_local_cluster(no_cluster, monkeypatch):
+def test_address_comes_from_the_flag_then_the_environment_then_the_local_cluster(no_cluster, monkeypatch):
     with pytest.raises(jobs.JobsError, match="ganforge cluster up"):
         jobs.dashboard_address(None)
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:8265")
     assert jobs.dashboard_address(None) == "http://10.0.0.5:8265"
+    monkeypatch.setenv("RAY_API_SERVER_ADDRESS", "http://10.0.0.6:8265")  # Ray's own name wins
+    assert jobs.dashboard_address(None) == "http://10.0.0.6:8265"
     assert jobs.dashboard_address("https://head:8265") == "https://head:8265"
 
 

@@ -10,7 +10,8 @@ from cluster import jobs
 
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("jobs", help="list, inspect, follow or stop jobs on a Ray cluster")
-    p.add_argument("--address", help="the cluster's dashboard (default: $RAY_ADDRESS or the local cluster)")
+    p.add_argument("--address", help="the cluster's dashboard (default: $RAY_API_SERVER_ADDRESS, $RAY_ADDRESS or "
+                                     "the local cluster)")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     verbs.add_parser("list", help="every job, newest last").set_defaults(func=run_list)
     for name, func, text in (("status", run_status, "a job's status and message"),

@@ -12,8 +12,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                        description="Ships this project's code with the job; the cluster needs the dependencies "
                                    "installed (ray_cluster.yaml does that). Example: "
                                    "ganforge submit -- train lsgan --data /shared/shards --workers 4")
-    p.add_argument("--address", help="the cluster's dashboard, http://HEAD:8265 (default: $RAY_ADDRESS or the "
-                                     "local cluster of `ganforge cluster up`)")
+    p.add_argument("--address", help="the cluster's dashboard, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, "
+                                     "$RAY_ADDRESS or the local cluster of `ganforge cluster up`)")
     p.add_argument("--tracking-uri", help="MLflow server the job logs to, as the cluster's nodes reach it (default: "
                                           "$MLFLOW_TRACKING_URI, the local cluster's server, or the head's own setting)")
     p.add_argument("--job-id", help="a name for the job (default: Ray's)")

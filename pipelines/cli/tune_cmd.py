@@ -14,7 +14,7 @@ from pipelines.config.schema import DEFAULT_SPACE, SCHEDULERS, SEARCHES
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="search the generator/discriminator learning-rate balance with Ray Tune")
     p.add_argument("gan", help="a registered GAN (`ganforge gans` lists them)")
-    p.add_argument("--data", help="shard folder written by `ganforge data shard`")
+    p.add_argument("--data", help="shard folder written by `ganforge data shard`: a path or an http(s) URL of one")
     p.add_argument("--samples", type=int, help="configurations to try (tune.samples)")
     p.add_argument("--seeds", type=int, help="train every configuration with this many seeds and rank by their "
                                              "mean (tune.seeds; random search)")

@@ -1,9 +1,14 @@
 """``manifest.json``: what a shard folder holds. Written last by the shard tool (a folder
-without one is incomplete) and read by the loader to plan equal per-rank epochs."""
+without one is incomplete) and read by the loader to plan equal per-rank epochs. A shard
+folder is a local path or an http(s) URL of one (any web server or object store that serves
+files): the manifest is fetched, the shards are streamed by WebDataset (through curl)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +32,13 @@ class DomainShards:
         return sum(self.counts)
 
 
+def is_url(path: str | Path) -> bool:
+    return str(path).startswith(("http://", "https://"))
+
+
 @dataclass(frozen=True)
 class Dataset:
-    root: Path
+    root: Path | str  # a local folder, or the URL of one
     resolution: int
     channels: int
     domains: dict[str, DomainShards]
@@ -42,6 +51,14 @@ class Dataset:
             raise DataError(f"{self.root} has no domain {name!r} (it has: {have})")
         return self.domains[name]
 
+    def cache_dir(self) -> Path:
+        """Where derived files (evaluation statistics) go: beside local shards; for remote
+        ones, a folder of the user's cache named after the URL."""
+        if not is_url(self.root):
+            return Path(self.root)
+        digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:16]
+        return Path.home() / ".cache" / "ganforge" / "shards" / digest
+
     def holdout(self, name: str) -> DomainShards | None:
         """The domain's held-out split, or None when the shards were written without one."""
         self.domain(name)
@@ -49,14 +66,19 @@ class Dataset:
 
 
 def read_dataset(path: str | Path) -> Dataset:
-    root = Path(path).expanduser()
-    manifest_path = root / MANIFEST
-    if not root.exists():
-        raise DataError(f"data path {root} does not exist; create shards with `ganforge data shard`")
-    if not manifest_path.is_file():
-        raise DataError(f"{root} has no {MANIFEST}: not a shard folder written by `ganforge data shard`")
+    if is_url(path):
+        root: Path | str = str(path).rstrip("/")
+        manifest_path, text = f"{root}/{MANIFEST}", _fetch(f"{root}/{MANIFEST}")
+    else:
+        root = Path(path).expanduser()
+        manifest_path = root / MANIFEST
+        if not root.exists():
+            raise DataError(f"data path {root} does not exist; create shards with `ganforge data shard`")
+        if not manifest_path.is_file():
+            raise DataError(f"{root} has no {MANIFEST}: not a shard folder written by `ganforge data shard`")
+        text = manifest_path.read_text()
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{manifest_path} is not valid JSON: {exc}") from exc
     if manifest.get("format") != FORMAT:
@@ -71,8 +93,20 @@ def read_dataset(path: str | Path) -> Dataset:
     return Dataset(root, int(manifest["resolution"]), int(manifest["channels"]), domains, manifest, holdouts)
 
 
-def _shards(root: Path, name: str, entries: list[dict]) -> DomainShards:
-    urls = tuple(str(root / s["name"]) for s in entries)
+def _fetch(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DataError(f"cannot read {url} ({reason}): not a shard folder written by `ganforge data shard`, "
+                        "or the server is down") from exc
+
+
+def _shards(root: Path | str, name: str, entries: list[dict]) -> DomainShards:
+    if is_url(root):  # checked when read: a request per shard here would cost more than it saves
+        return DomainShards(name, tuple(f"{root}/{s['name']}" for s in entries), tuple(int(s["count"]) for s in entries))
+    urls = tuple(str(Path(root) / s["name"]) for s in entries)
     missing = [u for u in urls if not Path(u).is_file()]
     if missing:
         raise DataError(f"{root}: {len(missing)} shard file(s) listed in the manifest are missing, e.g. {missing[0]}")

@@ -36,12 +36,12 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 
 
 def cache_path(dataset: Dataset, suite: MetricSuite, split: str, domain: str, n: int) -> Path:
-    return dataset.root / "stats" / f"{suite.name}-{split}-{domain}-{n}.pt"
+    return dataset.cache_dir() / "stats" / f"{suite.name}-{split}-{domain}-{n}.pt"
 
 
 def _save(features: torch.Tensor, path: Path) -> None:
     try:
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         torch.save({"features": features.float()}, tmp)
         os.replace(tmp, path)

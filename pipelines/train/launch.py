@@ -78,6 +78,11 @@ def worker_user_error(exc: BaseException) -> Exception | None:
     return None
 
 
+def _absolute(path: str) -> str:
+    """Local paths made absolute; URLs (http shards, s3:// checkpoint storage) as they are."""
+    return path if "://" in path else str(Path(path).expanduser().resolve())
+
+
 def resolved(cfg: RunConfig, workdir: Path | None = None) -> RunConfig:
     """Absolute paths and store URIs, so workers in other directories find the same things."""
     workdir = (workdir or Path.cwd()).resolve()
@@ -85,9 +90,9 @@ def resolved(cfg: RunConfig, workdir: Path | None = None) -> RunConfig:
     if not tracking.run_name:
         stamp = time.strftime("%m%d-%H%M%S")
         tracking = dataclasses.replace(tracking, run_name=f"{cfg.gan}-{Path(cfg.data.path).name}-{stamp}")
-    data = dataclasses.replace(cfg.data, path=str(Path(cfg.data.path).expanduser().resolve()))
+    data = dataclasses.replace(cfg.data, path=_absolute(cfg.data.path))
     storage = cfg.train.storage_path or str(workdir / "ray_results")
-    train = dataclasses.replace(cfg.train, storage_path=str(Path(storage).expanduser().resolve()))
+    train = dataclasses.replace(cfg.train, storage_path=_absolute(storage))
     return dataclasses.replace(cfg, tracking=tracking, data=data, train=train)
 
 
