@@ -1,6 +1,6 @@
 """`ganforge cluster up|down|status`: a Ray head and an MLflow tracking server on this
 machine, both on 127.0.0.1, recorded in the state file (cluster/state.py) so that submit,
-jobs and ui find them and `down` stops exactly these two."""
+jobs and status find them and `down` stops exactly these two."""
 
 from __future__ import annotations
 
