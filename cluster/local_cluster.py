@@ -10,6 +10,10 @@ from cluster import services, state
 from cluster.state import ClusterState
 
 RAY_START_TIMEOUT_S = 120.0
+# `ray start --head` records its address here for plain `ray.init()` calls on this machine.
+# `ray stop` removes the record; stopping the head ourselves must too, or the next
+# `ray.init()` (a user's notebook, another tool) tries to join a head that is gone.
+RAY_ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")
 MLFLOW_START_TIMEOUT_S = 120.0  # a fresh SQLite store migrates its schema first (about 14 s here)
 
 
@@ -55,6 +59,17 @@ def down() -> ClusterState:
 def _stop(cluster: ClusterState) -> None:
     services.stop_group(cluster.ray_pid)
     services.stop_group(cluster.mlflow_pid)
+    _forget_address(cluster)
+
+
+def _forget_address(cluster: ClusterState) -> None:
+    try:
+        recorded = RAY_ADDRESS_FILE.read_text().strip()
+    except OSError:
+        return
+    # Ray records the node's address, not 127.0.0.1: the port tells whether it is ours.
+    if recorded.rsplit(":", 1)[-1] == cluster.ray_address.rsplit(":", 1)[-1]:
+        RAY_ADDRESS_FILE.unlink(missing_ok=True)
 
 
 def health(cluster: ClusterState) -> dict[str, bool]:

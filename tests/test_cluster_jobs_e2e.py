@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -138,4 +139,7 @@ def test_down_stops_what_up_started_and_nothing_else(cluster, ray_local):
     assert not port_open(state["dashboard_url"]) and not port_open(state["mlflow_uri"])
     assert not port_open(state["ray_address"])
     assert cli(["cluster", "status"], env).returncode == 1
+    # A plain ray.init() on this machine must not try to join the stopped head.
+    recorded = Path("/tmp/ray/ray_current_cluster")
+    assert not recorded.exists() or not recorded.read_text().strip().endswith(":" + state["ray_address"].split(":")[-1])
     assert ray.cluster_resources()["CPU"] >= 1  # the test session's own Ray instance still runs
