@@ -34,7 +34,7 @@ def use_token_if_any() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("", 0))
         return probe.getsockname()[1]
@@ -47,7 +47,7 @@ def _new_instance(num_cpus: int | None) -> dict:
     a stopped run's CPUs, so a search whose scheduler stops or pauses a trial waits forever."""
     from ray.util import get_node_ip_address
 
-    port = _free_port()
+    port = free_port()
     os.environ[GCS_PORT_ENV] = str(port)  # read once, when the instance starts
     # A search starts a few CPU-less processes per trial (the trial, its report queue, its
     # Train controller); with the default of one worker start per CPU, the raylet warns of

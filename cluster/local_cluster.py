@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cluster import services, state
+from cluster.local import free_port
 from cluster.state import ClusterState
 
 RAY_START_TIMEOUT_S = 120.0
@@ -28,7 +29,7 @@ def up(root: Path | None = None, num_cpus: int | None = None) -> ClusterState:
                            f"MLflow {current.mlflow_uri}); `ganforge cluster down` stops it")
     root = (root or state.home() / "cluster").resolve()
     root.mkdir(parents=True, exist_ok=True)
-    ports = {name: services.free_port() for name in ("gcs", "dashboard", "mlflow")}
+    ports = {name: free_port() for name in ("gcs", "dashboard", "mlflow")}
     ray_log, mlflow_log = root / "ray-head.log", root / "mlflow-server.log"
     # Both start at once: MLflow's store migration overlaps Ray's start.
     ray = services.start_ray_head(ray_log, ports["gcs"], ports["dashboard"], num_cpus)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,12 +18,6 @@ from cluster.local import TRIAL_RESOURCE
 
 class ServiceError(RuntimeError):
     """A service did not come up; the message says which and where its log is."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _bin_env() -> dict[str, str]:
