@@ -1,6 +1,6 @@
 """Jobs on a Ray cluster through the Ray Jobs SDK: submit any ganforge command, list jobs,
-read their status and logs, stop them. The address comes from --address, $RAY_ADDRESS, or
-$RAY_API_SERVER_ADDRESS (Ray's own name for it) or $RAY_ADDRESS, or the local cluster that
+read their status and logs, stop them. The address comes from --address, else
+$RAY_API_SERVER_ADDRESS (Ray's own name for it) or $RAY_ADDRESS, else the local cluster that
 `ganforge cluster up` recorded."""
 
 from __future__ import annotations
@@ -92,10 +92,10 @@ def submit(command: list[str], address: str | None = None, tracking: str | None 
     given (None: the cluster's own)."""
     if not command:
         raise JobsError("nothing to submit: give a ganforge command after --, e.g. `ganforge submit -- train lsgan ...`")
-    jobs = client(address)
+    url = dashboard_address(address)
+    jobs = client(url)
     local = local_cluster.load_alive()
-    to_local = local is not None and dashboard_address(address) == local.dashboard_url
-    uri = tracking_uri(tracking, local if to_local else None)
+    uri = tracking_uri(tracking, local if local is not None and local.dashboard_url == url else None)
     entrypoint = shlex.join(["python", "-m", "pipelines.cli.main", *absolute_data_paths(command)])
     return jobs.submit_job(entrypoint=entrypoint, runtime_env=job_runtime_env(uri), submission_id=job_id), uri
 

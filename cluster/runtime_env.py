@@ -17,7 +17,7 @@ def package_dirs() -> list[str]:
     return [importlib.util.find_spec(name).submodule_search_locations[0] for name in ("gan_core", "pipelines", "cluster")]
 
 
-def job_runtime_env(tracking_uri: str | None, env: dict[str, str] | None = None) -> dict:
+def job_runtime_env(tracking_uri: str | None) -> dict:
     # No URI: the cluster's own MLFLOW_TRACKING_URI applies (see ray_cluster.yaml).
-    env_vars = {"PYTHONUNBUFFERED": "1", **({"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {}), **(env or {})}
+    env_vars = {"PYTHONUNBUFFERED": "1", **({"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {})}
     return {"py_modules": package_dirs(), "excludes": EXCLUDES, "env_vars": env_vars}
