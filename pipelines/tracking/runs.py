@@ -92,17 +92,18 @@ class RunLogger:
     """Rank 0's writer to an existing run. Metrics and images go through a background thread
     so the training step never waits on the store; when the store is unreachable they stay
     queued (oldest first) and are retried, with a warning, instead of failing the run.
-    ``flush`` waits for the queue, up to a timeout."""
+    ``flush`` waits for the queue, up to a timeout. ``client``: an MLflow client of the
+    store, or a ``RelayClient`` where the store is reached through the driver's node."""
 
     RETRY_SECONDS = 5.0
     MAX_QUEUED = 100_000  # log calls kept while the store is away; the oldest go first beyond
 
-    def __init__(self, uri: str, run_id: str):
+    def __init__(self, uri: str, run_id: str, client: Any = None):
         quiet_mlflow_logs()
         # Fail fast inside MLflow's client (it would retry for minutes); this class retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        self.client, self.run_id = MlflowClient(uri), run_id
+        self.client, self.run_id = client or MlflowClient(uri), run_id
         self._queue: collections.deque[Callable[[], None]] = collections.deque(maxlen=self.MAX_QUEUED)
         self._wake = threading.Condition()
         self._outage = False

@@ -139,15 +139,18 @@ class Progress:
 
 
 def make_trainer(cfg: RunConfig, loop_config: dict[str, Any], name: str, callbacks: list | None = None):
+    """The run's ``TorchTrainer``; called in the process that created the MLflow run, whose
+    node reaches the tracking server, so a loopback server gets its relay here."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from pipelines.tracking.relay import start_relay
     from pipelines.train.ray_worker import train_worker
 
     train = cfg.train
     return TorchTrainer(
         train_worker,
-        train_loop_config=loop_config,
+        train_loop_config={**loop_config, "relay": start_relay(cfg.tracking.uri)},
         scaling_config=ScalingConfig(num_workers=train.workers, use_gpu=train.use_gpu,
                                      resources_per_worker={"CPU": train.threads_per_worker,
                                                            **({"GPU": 1} if train.use_gpu else {})}),

@@ -109,10 +109,11 @@ def _restore(engine: Engine, resume_from: str | None, optim: OptimConfig, device
     return loop.Position(int(state["epoch"]), int(state.get("batch", 0)))
 
 
-def _chief_logger(uri: str, run_id: str) -> RunLogger:
+def _chief_logger(uri: str, run_id: str, relay: Any) -> RunLogger:
+    from pipelines.tracking.relay import RelayClient
     from pipelines.tracking.runs import RunLogger  # MLflow takes about a second to import: rank 0 alone logs
 
-    return RunLogger(uri, run_id)
+    return RunLogger(uri, run_id, RelayClient(relay) if relay is not None else None)
 
 
 def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
@@ -135,10 +136,11 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     domains = resolve_domains(dataset, cfg.gan, gan.domains, cfg.data.domain)
     data = Batches(dataset, domains, spec, cfg.data.batch_size, cfg.data.epoch_batches,
                    pin_memory=device.type == "cuda")
-    logger = _chief_logger(cfg.tracking.uri, loop_config["run_id"]) if rank == 0 else None
+    logger = _chief_logger(cfg.tracking.uri, loop_config["run_id"], loop_config.get("relay")) if rank == 0 else None
     if logger is not None:  # what the job really ran on, as opposed to what was asked for
         logger.tags({"ganforge.world_size": str(world), "ganforge.device": str(device),
-                     "ganforge.backend": torch.distributed.get_backend() if world > 1 else "none"})
+                     "ganforge.backend": torch.distributed.get_backend() if world > 1 else "none",
+                     "ganforge.tracking_path": "relay" if loop_config.get("relay") else "direct"})
     meta = {"gan": cfg.gan, "model": asdict(cfg.model), "resolution": dataset.resolution,
             "channels": dataset.channels, "run_id": loop_config["run_id"]}
     hooks = RayHooks(rank, engine, logger, loop_config.get("progress"), meta,

@@ -1,0 +1,110 @@
+"""MLflow calls of rank 0 relayed through the node that created the run.
+
+On a cluster the tracking server listens on the head's loopback (``ray_cluster.yaml``), which
+the driver (and each Tune trial's driver) reaches and rank 0, on a GPU node, does not. The
+driver therefore starts a small actor on its own node that holds the MLflow client, and rank
+0's ``RunLogger`` sends its metrics, images and artifact files to it through Ray. The relay
+is used only for a server on a loopback address; any other store is written directly."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from PIL import Image
+
+
+def needs_relay(uri: str) -> bool:
+    """True for an MLflow server on a loopback address: only processes on its node reach it."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return False
+    if parsed.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parsed.hostname).is_loopback
+    except ValueError:  # a host name: reachable from every node, or not at all
+        return False
+
+
+class TrackingRelay:
+    """The actor's body (``ray.remote`` is applied where it is started): an MLflow client on
+    the node that reaches the server. Errors travel back to the caller, whose queue retries."""
+
+    def __init__(self, uri: str):
+        from mlflow import MlflowClient
+
+        from pipelines.tracking.store import quiet_mlflow_logs
+
+        quiet_mlflow_logs()
+        # Fail fast, as RunLogger's own client does: the caller retries, and a call blocked
+        # for minutes here would hold every later one behind it.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        self.client = MlflowClient(uri)
+
+    def node(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+    def log_batch(self, run_id: str, metrics: list = (), tags: list = ()) -> None:
+        self.client.log_batch(run_id, metrics=list(metrics), tags=list(tags))
+
+    def log_image(self, run_id: str, png: bytes, key: str, step: int) -> None:
+        self.client.log_image(run_id, Image.open(io.BytesIO(png)), key=key, step=step)
+
+    def log_artifacts(self, run_id: str, files: dict[str, bytes], artifact_path: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="ganforge-relay-") as folder:
+            for name, data in files.items():
+                target = Path(folder, name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            self.client.log_artifacts(run_id, folder, artifact_path)
+
+
+def start_relay(uri: str) -> Any:
+    """The relay actor, pinned to this process's node; None where none is needed."""
+    if not needs_relay(uri):
+        return None
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    actor = ray.remote(TrackingRelay).options(num_cpus=0, scheduling_strategy=here)
+    return actor.remote(uri)
+
+
+def read_folder(folder: str | Path) -> dict[str, bytes]:
+    """A folder's files by relative path, for sending to the relay."""
+    root = Path(folder)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+class RelayClient:
+    """The subset of ``MlflowClient`` that ``RunLogger`` uses, answered by the relay actor."""
+
+    def __init__(self, actor: Any):
+        self.actor = actor
+
+    @staticmethod
+    def _wait(ref: Any) -> None:
+        import ray
+
+        ray.get(ref)
+
+    def log_batch(self, run_id: str, metrics: list = (), tags: list = ()) -> None:
+        self._wait(self.actor.log_batch.remote(run_id, list(metrics), list(tags)))
+
+    def log_image(self, run_id: str, image: Image.Image, key: str, step: int) -> None:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        self._wait(self.actor.log_image.remote(run_id, buffer.getvalue(), key, step))
+
+    def log_artifacts(self, run_id: str, folder: str, artifact_path: str) -> None:
+        self._wait(self.actor.log_artifacts.remote(run_id, read_folder(folder), artifact_path))
