@@ -5,6 +5,10 @@ command that needs none of them (help, data, cluster, jobs) starts in well under
 from __future__ import annotations
 
 
+class DataError(ValueError):
+    """A data problem a user must fix (missing shards, wrong domain, too few shards)."""
+
+
 class TrainingFailed(RuntimeError):
     """The job ran but a worker failed; the message holds the worker's error."""
 

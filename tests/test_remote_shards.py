@@ -1,15 +1,24 @@
-"""Shards served over HTTP (any web server or object store in front of a shard folder) read
-exactly like a local folder: the same domains and counts, and an exact epoch streams every
-sample once. A server that is down or serves no manifest is a clear data error."""
+"""Shard folders on a web server or in an S3 bucket read exactly like a local folder: the
+same domains and counts, and an exact epoch streams every sample once. A server that is
+down, a folder with no manifest or a missing command-line tool is a clear data error."""
 
 import functools
 import http.server
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
+from spawn_helpers import free_port
 
 from pipelines.data.loader import RankBatches, StreamSpec
 from pipelines.data.manifest import DataError, read_dataset
+from pipelines.train.coverage import shard_of
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +36,7 @@ def _exact_epoch_keys(shards_path) -> list[str]:
     ds = read_dataset(shards_path)
     spec = StreamSpec(rank=0, world=1, mode="exact", seed=3, shuffle_buffer=100, loader_workers=2)
     batches = RankBatches(ds.domain("image"), spec, ds.resolution, ds.channels, 1).epoch(0)
-    return [key.split("/")[-1] for batch in batches for key in batch["key"]]
+    return [f"{shard_of(key)}#{key.rsplit('#', 1)[1]}" for batch in batches for key in batch["key"]]
 
 
 def test_an_http_shard_folder_reads_like_the_local_one(served, digit_shards):
@@ -44,3 +53,62 @@ def test_a_missing_manifest_or_server_is_a_data_error(served):
         read_dataset(served.rsplit("/", 1)[0] + "/nothing")
     with pytest.raises(DataError, match="cannot read http://127.0.0.1:9/"):
         read_dataset("http://127.0.0.1:9/shards")
+
+
+# S3: a real S3 API server (moto's, on 127.0.0.1) and the real AWS CLI, which streams each shard.
+S3_ENV = {"AWS_ACCESS_KEY_ID": "ganforge", "AWS_SECRET_ACCESS_KEY": "ganforge", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _aws(*args: str) -> None:
+    done = subprocess.run(["aws", *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def s3_bucket(digit_shards):
+    """A bucket holding the digit shards; the environment points the AWS CLI at it, as a user's would."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    saved = dict(os.environ)
+    # The venv's `aws`, as in an activated venv (make runs pytest without activating it).
+    os.environ.update(S3_ENV, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+                      PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/", server)
+        _aws("s3", "mb", "s3://ganforge-test")
+        _aws("s3", "cp", "--recursive", "--quiet", str(digit_shards), "s3://ganforge-test/digits")
+        yield "s3://ganforge-test/digits"
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+
+def _wait_for(url: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "the S3 server did not start"
+            time.sleep(0.3)
+
+
+def test_an_s3_shard_folder_streams_through_the_aws_cli_like_the_local_one(s3_bucket, digit_shards):
+    remote, local = read_dataset(s3_bucket), read_dataset(digit_shards)
+    assert remote.domain("image").counts == local.domain("image").counts
+    assert remote.domain("image").urls[0] == f"pipe:aws s3 cp {s3_bucket}/image-000000.tar -"
+    assert sorted(_exact_epoch_keys(s3_bucket)) == sorted(_exact_epoch_keys(digit_shards))  # 1,797 samples, once each
+    assert shard_of(f"{remote.domain('image').urls[3]}#00017") == "image-000003.tar"  # what the coverage report names
+    assert remote.cache_dir() != local.cache_dir()
+
+
+def test_an_unreadable_s3_folder_or_a_missing_tool_is_a_data_error(s3_bucket, monkeypatch):
+    with pytest.raises(DataError, match=r"cannot read s3://ganforge-test/nothing/manifest.json \(`aws s3 cp .*exited"):
+        read_dataset("s3://ganforge-test/nothing")
+    monkeypatch.setenv("GANFORGE_FETCH_S3", "no-such-s3-tool cat {url}")
+    with pytest.raises(DataError, match="`no-such-s3-tool` is not installed; s3:// shards are read with"):
+        read_dataset(s3_bucket)

@@ -1,24 +1,21 @@
 """``manifest.json``: what a shard folder holds. Written last by the shard tool (a folder
 without one is incomplete) and read by the loader to plan equal per-rank epochs. A shard
-folder is a local path or an http(s) URL of one (any web server or object store that serves
-files): the manifest is fetched, the shards are streamed by WebDataset (through curl)."""
+folder is a local path, or the URL of one (http(s), ``s3://``, ``gs://``; see ``remote``):
+the manifest is fetched, the shards are streamed by WebDataset."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.data.remote import is_remote, read_text, stream_url
+from pipelines.errors import DataError  # raised by every data module; imported from here by most
+
 FORMAT = "ganforge-shards/1"
 MANIFEST = "manifest.json"
-
-
-class DataError(ValueError):
-    """A data problem a user must fix (missing shards, wrong domain, too few shards)."""
 
 
 @dataclass(frozen=True)
@@ -30,10 +27,6 @@ class DomainShards:
     @property
     def count(self) -> int:
         return sum(self.counts)
-
-
-def is_url(path: str | Path) -> bool:
-    return str(path).startswith(("http://", "https://"))
 
 
 @dataclass(frozen=True)
@@ -54,7 +47,7 @@ class Dataset:
     def cache_dir(self) -> Path:
         """Where derived files (evaluation statistics) go: beside local shards; for remote
         ones, a folder of the user's cache named after the URL."""
-        if not is_url(self.root):
+        if not is_remote(self.root):
             return Path(self.root)
         digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:16]
         return Path.home() / ".cache" / "ganforge" / "shards" / digest
@@ -66,9 +59,9 @@ class Dataset:
 
 
 def read_dataset(path: str | Path) -> Dataset:
-    if is_url(path):
+    if is_remote(path):
         root: Path | str = str(path).rstrip("/")
-        manifest_path, text = f"{root}/{MANIFEST}", _fetch(f"{root}/{MANIFEST}")
+        manifest_path, text = f"{root}/{MANIFEST}", read_text(f"{root}/{MANIFEST}")
     else:
         root = Path(path).expanduser()
         manifest_path = root / MANIFEST
@@ -93,19 +86,10 @@ def read_dataset(path: str | Path) -> Dataset:
     return Dataset(root, int(manifest["resolution"]), int(manifest["channels"]), domains, manifest, holdouts)
 
 
-def _fetch(url: str) -> str:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            return response.read().decode()
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DataError(f"cannot read {url} ({reason}): not a shard folder written by `ganforge data shard`, "
-                        "or the server is down") from exc
-
-
 def _shards(root: Path | str, name: str, entries: list[dict]) -> DomainShards:
-    if is_url(root):  # checked when read: a request per shard here would cost more than it saves
-        return DomainShards(name, tuple(f"{root}/{s['name']}" for s in entries), tuple(int(s["count"]) for s in entries))
+    if is_remote(root):  # checked when read: a request per shard here would cost more than it saves
+        urls = tuple(stream_url(f"{root}/{s['name']}") for s in entries)
+        return DomainShards(name, urls, tuple(int(s["count"]) for s in entries))
     urls = tuple(str(Path(root) / s["name"]) for s in entries)
     missing = [u for u in urls if not Path(u).is_file()]
     if missing:

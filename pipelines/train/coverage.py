@@ -4,15 +4,16 @@ they read them all (an exact epoch; resampled streams draw with replacement)."""
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 
 import torch.distributed as dist
 
+from pipelines.data.remote import shard_name
+
 
 def shard_of(key: str) -> str:
     """Sample keys read ``URL#sample``; the shard is the URL's file name."""
-    return os.path.basename(key.split("#", 1)[0])
+    return shard_name(key.split("#", 1)[0])
 
 
 class ShardCoverage:
