@@ -2,7 +2,8 @@
 `mlflow server` on 127.0.0.1, and a second Ray node joins it (two nodes of one CPU each on
 this machine); `ganforge submit` sends a 2-worker DDP training job through the Ray Jobs
 API; the run, its metrics, its sample grid and the shards each node read are then read back
-through the MLflow server's REST API; `ganforge cluster down` stops exactly what `up` started."""
+through the MLflow server's REST API, and browsed in its web UI in headless Chromium;
+`ganforge cluster down` stops exactly what `up` started."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+from browser import chromium, click, loaded_image_width, require_browser, visible, with_text
+from PIL import Image
 
 from cluster.services import alive, stop_group
 
@@ -88,12 +92,24 @@ def test_cluster_up_serves_ray_and_mlflow_on_loopback(cluster):
     assert again.returncode == 2 and "already up" in again.stderr
 
 
-def test_a_two_node_job_trains_and_its_run_is_found_through_the_mlflow_server(cluster, digit_shards):
+@pytest.fixture(scope="module")
+def job(cluster, digit_shards) -> subprocess.CompletedProcess:
+    env, _ = cluster
+    return cli(["submit", "--job-id", "tiny-lsgan", "--wait", "--", "train", "lsgan", "--data", str(digit_shards),
+                "--no-progress", *TINY_LSGAN], env)
+
+
+def finished_run(server: str) -> dict:
+    experiment = rest(server, "experiments/get-by-name?experiment_name=ganforge-lsgan")["experiment"]
+    runs = rest(server, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    assert len(runs) == 1 and runs[0]["info"]["status"] == "FINISHED"
+    return {**runs[0], "experiment": experiment}
+
+
+def test_a_two_node_job_trains_and_its_run_is_found_through_the_mlflow_server(cluster, job, digit_shards):
     env, state = cluster
-    submit = cli(["submit", "--job-id", "tiny-lsgan", "--wait", "--", "train", "lsgan", "--data", str(digit_shards),
-                  "--no-progress", *TINY_LSGAN], env)
-    assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
-    assert "job tiny-lsgan: SUCCEEDED" in submit.stdout
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+    assert "job tiny-lsgan: SUCCEEDED" in job.stdout
 
     listed = cli(["jobs", "list"], env)
     assert any(line.split()[:2] == ["tiny-lsgan", "SUCCEEDED"] for line in listed.stdout.splitlines())
@@ -101,10 +117,8 @@ def test_a_two_node_job_trains_and_its_run_is_found_through_the_mlflow_server(cl
     assert "finished: MLflow run" in cli(["jobs", "logs", "tiny-lsgan"], env).stdout
 
     server = state["mlflow_uri"]
-    experiment = rest(server, "experiments/get-by-name?experiment_name=ganforge-lsgan")["experiment"]
-    runs = rest(server, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
-    assert len(runs) == 1 and runs[0]["info"]["status"] == "FINISHED"
-    run_id = runs[0]["info"]["run_id"]
+    run = finished_run(server)
+    run_id, experiment = run["info"]["run_id"], run["experiment"]
     history = rest(server, f"metrics/get-history?run_id={run_id}&metric_key=loss/D")["metrics"]
     assert [m["step"] for m in history] == [35, 70]
     images = rest(server, f"artifacts/list?run_id={run_id}&path=images").get("files", [])
@@ -113,13 +127,43 @@ def test_a_two_node_job_trains_and_its_run_is_found_through_the_mlflow_server(cl
     assert experiment["artifact_location"].startswith("mlflow-artifacts:")
 
     # DDP across the two nodes, each node reading shards of its own, all of them together.
-    tags = {t["key"]: t["value"] for t in runs[0]["data"]["tags"]}
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
     assert tags["ganforge.world_size"] == "2" and tags["ganforge.nodes"] == "2"
+    assert tags["ganforge.tracking_path"] == "relay"  # a loopback server: rank 0 logs through the driver's node
     coverage = rest(server, f"get-artifact?path=data/shards_by_rank.json&run_uuid={run_id}")
     assert coverage["complete"] and len({r["node"] for r in coverage["ranks"]}) == 2
     first, second = (set(r["shards"]["image"]) for r in coverage["ranks"])
     assert first and second and not first & second
     assert first | second == {p.name for p in digit_shards.glob("*.tar")}
+
+
+def test_the_run_is_browsed_in_the_mlflow_ui_as_a_user_sees_it(cluster, job, tmp_path):
+    """Home page, "Model training", the experiment, the run: its metric is listed and its
+    sample grid, opened from the artifact tree, is drawn at the size it was logged."""
+    require_browser()
+    _, state = cluster
+    run = finished_run(state["mlflow_uri"])
+    run_id, name = run["info"]["run_id"], run["info"]["run_name"]
+    grids = rest(state["mlflow_uri"], f"artifacts/list?run_id={run_id}&path=images")["files"]
+    grid = next(f["path"] for f in grids if f["path"].endswith(".png"))
+    query = urllib.parse.urlencode({"path": grid, "run_uuid": run_id})  # grid names hold '+'
+    with urllib.request.urlopen(f"{state['mlflow_uri']}/get-artifact?{query}", timeout=30) as r:
+        logged_width = Image.open(r).width
+
+    with chromium(tmp_path / "profile") as browser:
+        browser.get(state["mlflow_uri"])
+        click(browser, with_text("Model training"))  # MLflow 3 opens on its GenAI view
+        click(browser, "//a[normalize-space(.)='ganforge-lsgan']")
+        click(browser, f"//a[normalize-space(.)='{name}']")
+        assert run_id in browser.current_url
+        assert visible(browser, with_text("loss/D")).is_displayed()  # the run's metrics table
+        click(browser, "//*[@role='tab' and normalize-space(.)='Artifacts'] | " + with_text("Artifacts"))
+        click(browser, with_text("images"))
+        click(browser, with_text(grid.split("/")[-1]))
+        assert loaded_image_width(browser, "blob:") == logged_width
+        browser.save_screenshot(str(tmp_path / "mlflow-run-sample.png"))
+    shot = Image.open(tmp_path / "mlflow-run-sample.png").convert("RGB")
+    assert shot.width == 1400 and len(set(shot.getdata())) > 100  # the page as drawn, not a blank one
 
 
 def test_submit_refuses_a_local_tracking_store(cluster, digit_shards, tmp_path):
