@@ -17,6 +17,7 @@ from cluster import local_cluster
 from cluster.local import use_token_if_any
 from cluster.runtime_env import job_runtime_env
 from cluster.state import ClusterState
+from pipelines.data.pattern import is_pattern
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
@@ -83,7 +84,12 @@ def absolute_data_paths(args: list[str]) -> list[str]:
 
 
 def _absolute(path: str) -> str:
-    return str(Path(path).resolve()) if "://" not in path and not path.startswith("pipe:") and Path(path).exists() else path
+    if "://" in path or path.startswith("pipe:"):
+        return path
+    # A shard folder here, or a brace pattern of shard files in a folder here; any other path
+    # may be one on the cluster's nodes, and stays as given.
+    here = Path(path).exists() or (is_pattern(path) and Path(path).parent.is_dir())
+    return str(Path(path).resolve()) if here else path
 
 
 def submit(command: list[str], address: str | None = None, tracking: str | None = None,

@@ -1,13 +1,16 @@
 """Shard folders on a web server or in an S3 bucket read exactly like a local folder: the
-same domains and counts, and an exact epoch streams every sample once. A server that is
-down, a folder with no manifest or a missing command-line tool is a clear data error."""
+same domains and counts, and an exact epoch streams every sample once. A brace pattern of
+shards (no manifest) reads too, for resampled epochs. A server that is down, a folder with
+no manifest, missing shards or a missing command-line tool is a clear data error."""
 
 import functools
 import http.server
+import io
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import urllib.request
@@ -16,9 +19,11 @@ from pathlib import Path
 import pytest
 from spawn_helpers import free_port
 
+from pipelines.config import load
 from pipelines.data.loader import RankBatches, StreamSpec
 from pipelines.data.manifest import DataError, read_dataset
 from pipelines.train.coverage import shard_of
+from pipelines.train.launch import check_data
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +117,31 @@ def test_an_unreadable_s3_folder_or_a_missing_tool_is_a_data_error(s3_bucket, mo
     monkeypatch.setenv("GANFORGE_FETCH_S3", "no-such-s3-tool cat {url}")
     with pytest.raises(DataError, match="`no-such-s3-tool` is not installed; s3:// shards are read with"):
         read_dataset(s3_bucket)
+
+
+# Brace patterns: WebDataset's shard lists, with no manifest.
+def test_a_brace_pattern_of_shards_reads_without_a_manifest(digit_shards, s3_bucket):
+    local = read_dataset(f"{digit_shards}/image-{{000000..000008}}.tar")
+    assert local.estimated_counts and (local.resolution, local.channels) == (16, 1)
+    assert local.domain("image").counts == (200,) * 9  # the first shard's size; the last holds 197
+    assert local.cache_dir().is_relative_to(Path.home() / ".cache" / "ganforge")  # never a folder named by the pattern
+    batches = RankBatches(local.domain("image"), StreamSpec(mode="resampled", shuffle_buffer=100), 16, 1, 32, 3)
+    assert [tuple(b["image"].shape) for b in batches.epoch(0)] == [(32, 1, 16, 16)] * 3
+
+    remote = read_dataset(f"{s3_bucket}/image-{{000000..000002}}.tar")
+    assert remote.domain("image").urls[2] == f"pipe:aws s3 cp {s3_bucket}/image-000002.tar -"
+    assert (remote.resolution, remote.channels, remote.domain("image").counts) == (16, 1, (200,) * 3)
+
+
+def test_a_pattern_is_refused_clearly_where_it_cannot_serve(digit_shards, tmp_path):
+    with pytest.raises(DataError, match=r"2 of 11 shard files do not exist, e.g. .*image-000009.tar"):
+        read_dataset(f"{digit_shards}/image-{{000000..000010}}.tar")
+    with tarfile.open(tmp_path / "photos-0.tar", "w") as tar:  # JPEG samples: not what the loader reads
+        member = tarfile.TarInfo("000.jpg")
+        member.size = 3
+        tar.addfile(member, io.BytesIO(b"\xff\xd8\xff"))
+    with pytest.raises(DataError, match="photos-0.tar holds no .png sample"):
+        read_dataset(f"{tmp_path}/photos-{{0..0}}.tar")
+    cfg = load("lsgan", overrides=[f"data.path={digit_shards}/image-{{000000..000008}}.tar", "data.mode=exact"])
+    with pytest.raises(DataError, match="data.mode=exact needs each shard's sample count"):
+        check_data(cfg)

@@ -12,8 +12,7 @@ from cluster.local_cluster import ClusterError
 from pipelines.cli import (cluster_cmd, data_cmd, evaluate_cmd, generate_cmd, jobs_cmd, submit_cmd, train_cmd,
                            tune_cmd, ui_cmd)
 from pipelines.config.load import ConfigError
-from pipelines.data.manifest import DataError
-from pipelines.errors import Diverged, SearchInterrupted, TrainingFailed
+from pipelines.errors import DataError, Diverged, SearchInterrupted, TrainingFailed
 
 # Command modules import torch, Ray and MLflow inside the functions that run a command, so
 # `ganforge --help`, `data`, `cluster` and `jobs` never pay for them (tests/test_cli_startup.py).

@@ -1,7 +1,8 @@
 """``manifest.json``: what a shard folder holds. Written last by the shard tool (a folder
 without one is incomplete) and read by the loader to plan equal per-rank epochs. A shard
 folder is a local path, or the URL of one (http(s), ``s3://``, ``gs://``; see ``remote``):
-the manifest is fetched, the shards are streamed by WebDataset."""
+the manifest is fetched, the shards are streamed by WebDataset. A brace pattern of shard
+files with no manifest is read too, with estimated counts (see ``pattern``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.data.pattern import is_pattern, probe, shard_urls
 from pipelines.data.remote import is_remote, read_text, stream_url
 from pipelines.errors import DataError  # raised by every data module; imported from here by most
 
@@ -46,11 +48,16 @@ class Dataset:
 
     def cache_dir(self) -> Path:
         """Where derived files (evaluation statistics) go: beside local shards; for remote
-        ones, a folder of the user's cache named after the URL."""
-        if not is_remote(self.root):
+        ones and patterns, a folder of the user's cache named after the URL."""
+        if not is_remote(self.root) and not is_pattern(self.root):
             return Path(self.root)
         digest = hashlib.sha1(str(self.root).encode()).hexdigest()[:16]
         return Path.home() / ".cache" / "ganforge" / "shards" / digest
+
+    @property
+    def estimated_counts(self) -> bool:
+        """True for a pattern without a manifest: shard sizes are guessed from the first shard."""
+        return bool(self.manifest.get("estimated_counts"))
 
     def holdout(self, name: str) -> DomainShards | None:
         """The domain's held-out split, or None when the shards were written without one."""
@@ -59,6 +66,8 @@ class Dataset:
 
 
 def read_dataset(path: str | Path) -> Dataset:
+    if is_pattern(path):
+        return _pattern_dataset(str(path))
     if is_remote(path):
         root: Path | str = str(path).rstrip("/")
         manifest_path, text = f"{root}/{MANIFEST}", read_text(f"{root}/{MANIFEST}")
@@ -84,6 +93,15 @@ def read_dataset(path: str | Path) -> Dataset:
         if entry.get("holdout", {}).get("shards"):
             holdouts[name] = _shards(root, f"{name}-holdout", entry["holdout"]["shards"])
     return Dataset(root, int(manifest["resolution"]), int(manifest["channels"]), domains, manifest, holdouts)
+
+
+def _pattern_dataset(pattern: str) -> Dataset:
+    """One domain, ``image``: a pattern names the shards of one image set."""
+    urls = shard_urls(pattern)
+    per_shard, resolution, channels = probe(urls[0])
+    manifest = {"format": "pattern", "pattern": pattern, "estimated_counts": True}
+    shards = DomainShards("image", tuple(urls), (per_shard,) * len(urls))
+    return Dataset(pattern, resolution, channels, {"image": shards}, manifest, {})
 
 
 def _shards(root: Path | str, name: str, entries: list[dict]) -> DomainShards:

@@ -42,6 +42,9 @@ def check_data(cfg: RunConfig) -> None:
     dataset = read_dataset(cfg.data.path)
     domains = resolve_domains(dataset, cfg.gan, gan_core.get(cfg.gan).domains, cfg.data.domain)
     spec = StreamSpec(world=cfg.train.workers, mode=cfg.data.mode, loader_workers=cfg.data.loader_workers)
+    if cfg.data.mode == "exact" and dataset.estimated_counts:
+        raise DataError(f"data.mode=exact needs each shard's sample count, which {cfg.data.path} (a pattern with "
+                        "no manifest) does not give; use data.mode=resampled, or a shard folder with its manifest.json")
     if cfg.data.mode == "exact":
         n_shards = min(len(dataset.domain(d).urls) for d in domains.values())
         if n_shards < readers(spec):
