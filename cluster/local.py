@@ -66,6 +66,11 @@ def alive_nodes() -> int:
 
 def connect(address: str | None = None, num_cpus: int | None = None, verbose: bool = False) -> None:
     """Start or join Ray once per process; later calls are no-ops."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        # Before Ray is imported: it reads RAY_AUTH_MODE once, at import ("Authentication
+        # token is missing or incorrect" otherwise).
+        use_token_if_any()
     import ray
 
     if ray.is_initialized():
@@ -76,9 +81,6 @@ def connect(address: str | None = None, num_cpus: int | None = None, verbose: bo
         # Ray 2.60 enables token authentication for new local clusters and announces it on
         # every start. Authentication stays on; only the notice is silenced.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        use_token_if_any()
     ray.init(
         # "local": a new instance, never the cluster `ray start` (or `ganforge cluster up`)
         # left on this machine, which a plain ray.init() would join and then reject our

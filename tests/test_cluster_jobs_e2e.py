@@ -166,6 +166,31 @@ def test_the_run_is_browsed_in_the_mlflow_ui_as_a_user_sees_it(cluster, job, tmp
     assert shot.width == 1400 and len(set(shot.getdata())) > 100  # the page as drawn, not a blank one
 
 
+def test_a_running_job_is_stopped_and_its_logs_followed_to_the_end(cluster, digit_shards):
+    env, _ = cluster
+    submit = cli(["submit", "--job-id", "long-lsgan", "--", "train", "lsgan", "--data", str(digit_shards),
+                  "--no-progress", "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "eval.every=0",
+                  "--workers", "1", "--steps", "100000"], env)
+    assert submit.returncode == 0, submit.stderr
+    deadline = time.monotonic() + 120
+    while not (status := cli(["jobs", "status", "long-lsgan"], env).stdout).startswith("long-lsgan: RUNNING"):
+        assert time.monotonic() < deadline and "PENDING" in status, status
+        time.sleep(1)
+    assert cli(["jobs", "stop", "long-lsgan"], env).stdout.strip() == "long-lsgan: stop requested"
+    follow = cli(["jobs", "logs", "--follow", "long-lsgan"], env, timeout=120)  # returns when the job has ended
+    assert follow.returncode == 0, follow.stderr
+    assert cli(["jobs", "status", "long-lsgan"], env).stdout.startswith("long-lsgan: STOPPED")
+
+
+def test_a_multi_node_run_with_a_node_local_store_is_refused(cluster, digit_shards, tmp_path):
+    env, state = cluster
+    refused = cli(["train", "lsgan", "--data", str(digit_shards), "--address", state["ray_address"],
+                   "--set", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"], env)
+    assert refused.returncode == 2, refused.stderr
+    assert "this Ray cluster has 2 nodes, and the MLflow store sqlite:///" in refused.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # refused before any run was created
+
+
 def test_submit_refuses_a_local_tracking_store(cluster, digit_shards, tmp_path):
     env, _ = cluster
     refused = cli(["submit", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", "--", "train", "lsgan",
