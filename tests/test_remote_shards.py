@@ -128,6 +128,11 @@ def test_a_brace_pattern_of_shards_reads_without_a_manifest(digit_shards, s3_buc
     batches = RankBatches(local.domain("image"), StreamSpec(mode="resampled", shuffle_buffer=100), 16, 1, 32, 3)
     assert [tuple(b["image"].shape) for b in batches.epoch(0)] == [(32, 1, 16, 16)] * 3
 
+    piped = read_dataset(f"pipe:cat {digit_shards}/image-{{000000..000008}}.tar")  # WebDataset's own notation
+    assert piped.domain("image").urls[8] == f"pipe:cat {digit_shards}/image-000008.tar"
+    assert shard_of(f"{piped.domain('image').urls[8]}#000000007") == "image-000008.tar"
+    assert len(list(RankBatches(piped.domain("image"), StreamSpec(mode="resampled"), 16, 1, 32, 2).epoch(0))) == 2
+
     remote = read_dataset(f"{s3_bucket}/image-{{000000..000002}}.tar")
     assert remote.domain("image").urls[2] == f"pipe:aws s3 cp {s3_bucket}/image-000002.tar -"
     assert (remote.resolution, remote.channels, remote.domain("image").counts) == (16, 1, (200,) * 3)

@@ -1,5 +1,6 @@
 """Shards named by a brace pattern, WebDataset's notation for a shard list without a
-manifest: ``s3://bucket/ffhq/shards-{000000..000127}.tar`` (or an http(s) or local one).
+manifest: ``s3://bucket/ffhq/shards-{000000..000127}.tar`` (or an http(s) or local one, or
+a WebDataset ``pipe:`` command such as ``pipe:s5cmd cat s3://bucket/shards-{0000..0127}.tar``).
 
 With no manifest, the first shard is read (by the driver and by each worker, at start) to
 learn the image size and channels and how many samples a shard holds; the other shards are taken to hold as many (writers such as
@@ -27,8 +28,11 @@ def is_pattern(path: object) -> bool:
 
 
 def shard_urls(pattern: str) -> list[str]:
-    """Every shard the pattern names, as WebDataset opens it; local files must exist."""
+    """Every shard the pattern names, as WebDataset opens it; local files must exist.
+    ``pipe:COMMAND`` patterns are WebDataset's own: each expansion is a command to run."""
     names = list(braceexpand.braceexpand(pattern))
+    if pattern.startswith("pipe:"):
+        return names
     if is_remote(pattern):
         return [stream_url(name) for name in names]
     missing = [n for n in names if not Path(n).expanduser().is_file()]

@@ -82,8 +82,9 @@ def worker_user_error(exc: BaseException) -> Exception | None:
 
 
 def _absolute(path: str) -> str:
-    """Local paths made absolute; URLs (http shards, s3:// checkpoint storage) as they are."""
-    return path if "://" in path else str(Path(path).expanduser().resolve())
+    """Local paths made absolute; URLs (http shards, s3:// checkpoint storage) and WebDataset
+    ``pipe:`` commands as they are."""
+    return path if "://" in path or path.startswith("pipe:") else str(Path(path).expanduser().resolve())
 
 
 def resolved(cfg: RunConfig, workdir: Path | None = None) -> RunConfig:
