@@ -161,3 +161,19 @@ def test_modulated_conv_equals_a_conv_per_sample_with_its_own_modulated_weights(
             y = F.conv2d(x[i:i + 1], weight, padding=kernel // 2)
         expected.append(y)
     assert torch.allclose(conv(x, w), torch.cat(expected), atol=1e-10)
+
+
+def test_style_mixing_takes_the_later_layers_from_a_second_latent_at_the_set_rate():
+    torch.manual_seed(0)
+    g = StyleGenerator(16, 16, 16, 1, channel_base=256, channel_max=16)
+    z = torch.randn(4, 16)
+    ws = g.mapping(z)
+    assert torch.equal(g.mix_styles(z, ws, 0.0), ws)
+    switched = []
+    for _ in range(200):
+        mixed = g.mix_styles(z, ws, 0.5)
+        same = [torch.equal(mixed[:, i], ws[:, i]) for i in range(ws.shape[1])]
+        cut = same.index(False) if False in same else len(same)
+        assert same[0] and all(same[:cut]) and not any(same[cut:])  # one cutoff for the batch, after layer 0
+        switched.append(cut < len(same))
+    assert 0.4 < sum(switched) / len(switched) < 0.6

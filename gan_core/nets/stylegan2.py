@@ -172,12 +172,18 @@ class StyleGenerator(nn.Module):
 
     def mix_styles(self, z: torch.Tensor, ws: torch.Tensor, prob: float) -> torch.Tensor:
         """Style mixing regularisation: with probability ``prob`` the layers from a random
-        cutoff on take their style from a second latent (one cutoff per batch, as NVlabs)."""
-        if prob <= 0 or torch.rand(()) >= prob:
+        cutoff on take their style from a second latent (one cutoff per batch, as NVlabs).
+        The choice stays on the device, as a mask: no value is read back to Python, so a GPU
+        step does not wait on it and ``torch.compile`` traces it without a graph break. Like
+        NVlabs, the second latent is mapped on every call."""
+        if prob <= 0:
             return ws
-        cutoff = int(torch.randint(1, ws.shape[1], ()))
+        num_ws = ws.shape[1]
+        cutoff = torch.randint(1, num_ws, (), device=ws.device)
+        cutoff = torch.where(torch.rand((), device=ws.device) < prob, cutoff, torch.full_like(cutoff, num_ws))
         other = self.mapping(torch.randn_like(z))
-        return torch.cat([ws[:, :cutoff], other[:, cutoff:]], dim=1)
+        later = torch.arange(num_ws, device=ws.device) >= cutoff
+        return torch.where(later[None, :, None], other, ws)
 
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, mixing: float = 0.0,
                 noise_mode: str | None = None, return_ws: bool = False):
