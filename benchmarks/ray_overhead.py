@@ -88,13 +88,11 @@ def interleaved(gan: str, steps: int, repeats: int, store: Path) -> tuple[list[f
     """(plain rates, Ray rates), alternating which goes first so that a drift of the machine
     weighs on both alike."""
     plain, ray = [], []
+    runs = [lambda: plain.append(plain_rate_fresh(gan, steps)),
+            lambda: ray.append(ray_rate(config(gan, steps, 1, store)))]
     for round_ in range(repeats):
-        order = (plain_rate_fresh, None) if round_ % 2 == 0 else (None, plain_rate_fresh)
-        for measure in order:
-            if measure is None:
-                ray.append(ray_rate(config(gan, steps, 1, store)))
-            else:
-                plain.append(measure(gan, steps))
+        for run in runs if round_ % 2 == 0 else runs[::-1]:
+            run()
     return plain, ray
 
 

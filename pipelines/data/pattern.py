@@ -3,9 +3,10 @@ manifest: ``s3://bucket/ffhq/shards-{000000..000127}.tar`` (or an http(s) or loc
 a WebDataset ``pipe:`` command such as ``pipe:s5cmd cat s3://bucket/shards-{0000..0127}.tar``).
 
 With no manifest, the first shard is read (by the driver and by each worker, at start) to
-learn the image size and channels and how many samples a shard holds; the other shards are taken to hold as many (writers such as
-``ganforge data shard`` and WebDataset's ``ShardWriter`` fill every shard but the last).
-The counts are therefore estimates: resampled epochs work, exact ones need a manifest."""
+learn the image size and channels and how many samples a shard holds; the other shards are
+taken to hold as many (writers such as ``ganforge data shard`` and WebDataset's
+``ShardWriter`` fill every shard but the last). The counts are therefore estimates:
+resampled epochs work, exact ones need a manifest."""
 
 from __future__ import annotations
 

@@ -140,7 +140,7 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     if logger is not None:  # what the job really ran on, as opposed to what was asked for
         logger.tags({"ganforge.world_size": str(world), "ganforge.device": str(device),
                      "ganforge.backend": torch.distributed.get_backend() if world > 1 else "none",
-                     "ganforge.tracking_path": "relay" if loop_config.get("relay") else "direct"})
+                     "ganforge.tracking_path": "direct" if loop_config.get("relay") is None else "relay"})
     meta = {"gan": cfg.gan, "model": asdict(cfg.model), "resolution": dataset.resolution,
             "channels": dataset.channels, "run_id": loop_config["run_id"]}
     hooks = RayHooks(rank, engine, logger, loop_config.get("progress"), meta,
