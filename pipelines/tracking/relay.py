@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -37,16 +36,9 @@ class TrackingRelay:
     the node that reaches the server. Errors travel back to the caller, whose queue retries."""
 
     def __init__(self, uri: str):
-        from mlflow import MlflowClient
+        from pipelines.tracking.runs import fail_fast_client  # MLflow: only in the actor's process
 
-        from pipelines.tracking.store import quiet_mlflow_logs
-
-        quiet_mlflow_logs()
-        # Fail fast, as RunLogger's own client does: the caller retries, and a call blocked
-        # for minutes here would hold every later one behind it.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        self.client = MlflowClient(uri)
+        self.client = fail_fast_client(uri)
 
     def node(self) -> str:
         import ray

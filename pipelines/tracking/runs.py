@@ -88,6 +88,15 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
                               f"or leave tracking.uri empty for the local store") from exc
 
 
+def fail_fast_client(uri: str) -> MlflowClient:
+    """A client for rank 0's logging, whose caller retries: MLflow's own client would retry
+    each call for minutes and hold every later one behind it."""
+    quiet_mlflow_logs()
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    return MlflowClient(uri)
+
+
 class RunLogger:
     """Rank 0's writer to an existing run. Metrics and images go through a background thread
     so the training step never waits on the store; when the store is unreachable they stay
@@ -99,11 +108,7 @@ class RunLogger:
     MAX_QUEUED = 100_000  # log calls kept while the store is away; the oldest go first beyond
 
     def __init__(self, uri: str, run_id: str, client: Any = None):
-        quiet_mlflow_logs()
-        # Fail fast inside MLflow's client (it would retry for minutes); this class retries.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        self.client, self.run_id = client or MlflowClient(uri), run_id
+        self.client, self.run_id = client or fail_fast_client(uri), run_id
         self._queue: collections.deque[Callable[[], None]] = collections.deque(maxlen=self.MAX_QUEUED)
         self._wake = threading.Condition()
         self._outage = False
