@@ -1,9 +1,13 @@
-"""Helpers for tests that start real processes: free loopback ports and gloo process groups."""
+"""Helpers for tests that start real processes: free loopback ports, servers coming up, and
+gloo process groups."""
 
 from __future__ import annotations
 
 import gc
 import socket
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +20,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for_http(url: str, server: subprocess.Popen, what: str, timeout: float = 120) -> bytes:
+    """The body of ``url`` once the server started as ``server`` answers it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=2).read()
+        except OSError:
+            assert server.poll() is None, f"{what} exited"
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.3)
 
 
 def spawn_gloo(fn: Callable, world: int, workdir: Path, *args) -> None:

@@ -12,12 +12,10 @@ import subprocess
 import sys
 import tarfile
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from spawn_helpers import free_port
+from spawn_helpers import free_port, wait_for_http
 
 from pipelines.config import load
 from pipelines.data.loader import RankBatches, StreamSpec
@@ -80,7 +78,7 @@ def s3_bucket(digit_shards):
     os.environ.update(S3_ENV, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
                       PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     try:
-        _wait_for(f"http://127.0.0.1:{port}/", server)
+        wait_for_http(f"http://127.0.0.1:{port}/", server, "the S3 server")
         _aws("s3", "mb", "s3://ganforge-test")
         _aws("s3", "cp", "--recursive", "--quiet", str(digit_shards), "s3://ganforge-test/digits")
         yield "s3://ganforge-test/digits"
@@ -89,17 +87,6 @@ def s3_bucket(digit_shards):
         os.environ.update(saved)
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
-
-
-def _wait_for(url: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "the S3 server did not start"
-            time.sleep(0.3)
 
 
 def test_an_s3_shard_folder_streams_through_the_aws_cli_like_the_local_one(s3_bucket, digit_shards):

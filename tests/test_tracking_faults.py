@@ -9,10 +9,9 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import pytest
-from spawn_helpers import free_port
+from spawn_helpers import free_port, wait_for_http
 from mlflow import MlflowClient
 
 from pipelines.config import load
@@ -28,15 +27,8 @@ def _start_server(tmp_path, port):
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "art")],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read() == b"OK":
-                return server
-        except OSError:
-            assert server.poll() is None, "mlflow server exited"
-            time.sleep(0.5)
-    raise TimeoutError("mlflow server did not start")
+    assert wait_for_http(f"http://127.0.0.1:{port}/health", server, "mlflow server") == b"OK"
+    return server
 
 
 def _stop(server):
