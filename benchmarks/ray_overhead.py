@@ -45,21 +45,15 @@ def plain_rate(cfg) -> float:
     """The same loop, engine and data stream in this process, with no Ray and no tracking."""
     import torch
 
-    import gan_core
     from pipelines.config import to_dict
-    from pipelines.data.batches import Batches, resolve_domains
-    from pipelines.data.loader import StreamSpec
     from pipelines.data.manifest import read_dataset
     from pipelines.train import loop
-    from pipelines.train.engine import Engine
+    from pipelines.train.setup import build_batches, build_engine
 
     torch.set_num_threads(cfg.train.threads_per_worker)
     dataset = read_dataset(cfg.data.path)
-    gan = gan_core.get(cfg.gan)(cfg.model, dataset.resolution, dataset.channels)
-    engine = Engine(gan, cfg.optim, cfg.train, torch.device("cpu"), cfg.data.batch_size)
-    spec = StreamSpec(mode=cfg.data.mode, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
-                      loader_workers=cfg.data.loader_workers)
-    data = Batches(dataset, resolve_domains(dataset, cfg.gan, gan.domains), spec, cfg.data.batch_size)
+    engine = build_engine(cfg, dataset, torch.device("cpu"))
+    data = build_batches(cfg, dataset, engine)
     hooks = loop.CollectingHooks()
     loop.run(cfg, to_dict(cfg), engine, data, hooks)
     return steady_rate(hooks.logs)

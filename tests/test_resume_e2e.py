@@ -1,6 +1,9 @@
 """Resume and worker failure, end to end on a real 2-worker Ray Train job: a run continued
 with `--resume` and a run whose worker process is killed mid-run both end with weights
-bitwise identical to an uninterrupted run, in the same MLflow run on one step axis."""
+bitwise identical to an uninterrupted run, in the same MLflow run on one step axis.
+
+The uninterrupted run is the same loop in two plain torch DDP processes, without Ray: so
+these tests also show that Ray Train adds nothing to what is computed."""
 
 import os
 import signal
@@ -11,11 +14,16 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from pipelines.config import load
+from spawn_helpers import spawn_gloo
+
+from pipelines.config import build, load, to_dict
 from pipelines.config.schema import TrackingConfig
+from pipelines.data.manifest import read_dataset
+from pipelines.train import loop
 from pipelines.train.checkpoint import load_checkpoint
 from pipelines.train.launch import train
 from pipelines.train.resume import find_checkpoint, resume_config
+from pipelines.train.setup import build_batches, build_engine
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +39,8 @@ def _cfg(shards, tmp_path, steps, *extra):
                                     f"train.storage_path={tmp_path / 'ray'}"])
 
 
-def _weights(checkpoint_path):
-    state = load_checkpoint(checkpoint_path)["engine"]
+def _weights(checkpoint_path=None, state=None):
+    state = (state or load_checkpoint(checkpoint_path))["engine"]
     return {**state["nets"]["G"], **{f"D.{k}": v for k, v in state["nets"]["D"].items()},
             **{f"optim.{g}": o["state"][0]["exp_avg"] for g, o in state["optim"].items()}}
 
@@ -41,12 +49,25 @@ def _same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _plain_rank(rank, world, cfg_tree, out):
+    cfg = build(cfg_tree)
+    dataset = read_dataset(cfg.data.path)
+    engine = build_engine(cfg, dataset, torch.device("cpu"))
+    hooks = loop.CollectingHooks(chief=rank == 0)
+    loop.run(cfg, cfg_tree, engine, build_batches(cfg, dataset, engine, rank, world), hooks, rank=rank)
+    if rank == 0:
+        torch.save(hooks.checkpoints[-1][1], out)
+
+
 @pytest.fixture(scope="module")
-def straight(digit_shards, ray_local, tmp_path_factory):
-    """The uninterrupted reference run: 300 steps."""
+def straight(digit_shards, tmp_path_factory):
+    """The uninterrupted reference run, 300 steps, in plain torch DDP processes. Each rank
+    reads its shards in its own process (loader_workers=0): one reader per rank either way,
+    so the same samples in the same order, and here without 2 more processes on 2 cores."""
     tmp = tmp_path_factory.mktemp("straight")
-    outcome = train(_cfg(digit_shards, tmp, 300, "train.checkpoint_every=100"), progress=False)
-    return _weights(outcome.checkpoint_path)
+    cfg = _cfg(digit_shards, tmp, 300, "train.checkpoint_every=100", "data.loader_workers=0")
+    spawn_gloo(_plain_rank, 2, tmp, to_dict(cfg), str(tmp / "state.pt"))
+    return _weights(state=torch.load(tmp / "state.pt", weights_only=True))
 
 
 def test_resume_continues_the_run_bitwise(digit_shards, ray_local, tmp_path, straight):

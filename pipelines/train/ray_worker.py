@@ -15,11 +15,8 @@ import ray.train
 import ray.train.torch
 import torch
 
-import gan_core
 from pipelines.config import build
 from pipelines.config.schema import OptimConfig
-from pipelines.data.batches import Batches, resolve_domains
-from pipelines.data.loader import StreamSpec
 from pipelines.data.manifest import read_dataset
 from pipelines.eval.evaluator import make_evaluator
 from pipelines.eval.reference import split_of
@@ -28,6 +25,7 @@ from pipelines.train import loop
 from pipelines.train.checkpoint import export_generator, load_checkpoint, save_checkpoint
 from pipelines.train.device import configure_device
 from pipelines.train.engine import Engine
+from pipelines.train.setup import build_batches, build_engine
 
 if TYPE_CHECKING:
     from pipelines.tracking.runs import RunLogger
@@ -126,16 +124,9 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     configure_device(cfg.train, device)
 
     dataset = read_dataset(cfg.data.path)
-    gan = gan_core.get(cfg.gan)(cfg.model, dataset.resolution, dataset.channels)
-    torch.manual_seed(cfg.train.seed)  # the same initial weights for the same seed: runs are reproducible
-    engine = Engine(gan, cfg.optim, cfg.train, device, cfg.data.batch_size)
+    engine = build_engine(cfg, dataset, device)
     position = _restore(engine, loop_config.get("resume_from"), cfg.optim, device)
-
-    spec = StreamSpec(rank=rank, world=world, mode=cfg.data.mode, seed=cfg.train.seed,
-                      shuffle_buffer=cfg.data.shuffle_buffer, loader_workers=cfg.data.loader_workers)
-    domains = resolve_domains(dataset, cfg.gan, gan.domains, cfg.data.domain)
-    data = Batches(dataset, domains, spec, cfg.data.batch_size, cfg.data.epoch_batches,
-                   pin_memory=device.type == "cuda")
+    data = build_batches(cfg, dataset, engine, rank, world)
     logger = _chief_logger(cfg.tracking.uri, loop_config["run_id"], loop_config.get("relay")) if rank == 0 else None
     if logger is not None:  # what the job really ran on, as opposed to what was asked for
         logger.tags({"ganforge.world_size": str(world), "ganforge.device": str(device),
@@ -145,10 +136,10 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
             "channels": dataset.channels, "run_id": loop_config["run_id"]}
     hooks = RayHooks(rank, engine, logger, loop_config.get("progress"), meta,
                      checkpoint_due=lambda step: loop.checkpoint_due(cfg.train, step))
-    evaluator = make_evaluator(cfg, gan, dataset, domains, device) if cfg.eval.every else None
+    evaluator = make_evaluator(cfg, engine.gan, dataset, data.domains, device) if cfg.eval.every else None
     if logger is not None and evaluator is not None:
         logger.tags({"ganforge.eval_extractor": evaluator.suite.name,
-                     "ganforge.eval_reference": split_of(dataset, next(iter(domains.values())))[1]})
+                     "ganforge.eval_reference": split_of(dataset, next(iter(data.domains.values())))[1]})
     try:
         return loop.run(cfg, cfg_tree, engine, data, hooks, rank=rank, position=position, evaluator=evaluator,
                         node=ray.get_runtime_context().get_node_id())

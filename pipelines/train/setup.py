@@ -1,0 +1,29 @@
+"""What one training process builds from a config, with torch alone: the GAN's engine and the
+rank's data stream. A Ray Train worker, the benchmarks' plain loop and the tests' torch-only
+DDP runs build them here, so all three train the same thing."""
+
+from __future__ import annotations
+
+import torch
+
+import gan_core
+from pipelines.config.schema import RunConfig
+from pipelines.data.batches import Batches, resolve_domains
+from pipelines.data.loader import StreamSpec
+from pipelines.data.manifest import Dataset
+from pipelines.train.engine import Engine
+
+
+def build_engine(cfg: RunConfig, dataset: Dataset, device: torch.device) -> Engine:
+    gan = gan_core.get(cfg.gan)(cfg.model, dataset.resolution, dataset.channels)
+    torch.manual_seed(cfg.train.seed)  # the same initial weights for the same seed: runs are reproducible
+    return Engine(gan, cfg.optim, cfg.train, device, cfg.data.batch_size)
+
+
+def build_batches(cfg: RunConfig, dataset: Dataset, engine: Engine, rank: int = 0, world: int = 1) -> Batches:
+    """This rank's share of the data, batched for ``engine``'s GAN."""
+    spec = StreamSpec(rank=rank, world=world, mode=cfg.data.mode, seed=cfg.train.seed,
+                      shuffle_buffer=cfg.data.shuffle_buffer, loader_workers=cfg.data.loader_workers)
+    domains = resolve_domains(dataset, cfg.gan, engine.gan.domains, cfg.data.domain)
+    return Batches(dataset, domains, spec, cfg.data.batch_size, cfg.data.epoch_batches,
+                   pin_memory=engine.device.type == "cuda")
