@@ -20,6 +20,7 @@ from cluster.state import ClusterState
 from pipelines.data.pattern import is_pattern
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+AGENT_WAIT_S = 120  # a just-started head's job agent: seconds to wait for it to take jobs
 
 
 class JobsError(RuntimeError):
@@ -103,7 +104,20 @@ def submit(command: list[str], address: str | None = None, tracking: str | None 
     local = local_cluster.load_alive()
     uri = tracking_uri(tracking, local if local is not None and local.dashboard_url == url else None)
     entrypoint = shlex.join(["python", "-m", "pipelines.cli.main", *absolute_data_paths(command)])
-    return jobs.submit_job(entrypoint=entrypoint, runtime_env=job_runtime_env(uri), submission_id=job_id), uri
+    return _submit_when_ready(jobs, entrypoint=entrypoint, runtime_env=job_runtime_env(uri), submission_id=job_id), uri
+
+
+def _submit_when_ready(jobs, timeout: float = AGENT_WAIT_S, **job) -> str:
+    """A head that has just started answers before its job agent does ("No available agent
+    to submit job, please try again later"); such a refusal created no job, so try again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return jobs.submit_job(**job)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(2)
 
 
 def wait(jobs, job_id: str, timeout: float, poll: float = 1.0) -> str:
