@@ -3,7 +3,10 @@ local Ray instance for every test that needs Ray."""
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
+import tarfile
 
 import numpy as np
 import pytest
@@ -30,6 +33,19 @@ def digit_shards(digits_dir, tmp_path_factory):
     """1,797 real 16x16 grayscale digits in 9 shards of up to 200."""
     out = tmp_path_factory.mktemp("shards") / "digits"
     write_shards({"image": digits_dir}, out, ShardOptions(size=16, channels="L", shard_size=200, progress=False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def digit_shards_with_bad_samples(digit_shards, tmp_path_factory):
+    """The digit shards with one undecodable sample appended to each: a run skips and counts them."""
+    out = tmp_path_factory.mktemp("bad-samples") / "digits"
+    shutil.copytree(digit_shards, out)
+    for shard in sorted(out.glob("*.tar")):
+        with tarfile.open(shard, "a") as tar:
+            info = tarfile.TarInfo("zzbad.png")
+            info.size = 12
+            tar.addfile(info, io.BytesIO(b"\x89PNG garbage"))
     return out
 
 
@@ -66,6 +82,23 @@ def digit_domain_shards(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def _empty_store_file(tmp_path_factory):
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("store-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()  # creates the schema
+    return path
+
+
+@pytest.fixture
+def empty_store(tmp_path, _empty_store_file) -> str:
+    """The URI of a new, empty MLflow store at tmp_path/mlflow.db. Creating a store runs all
+    of MLflow's schema migrations, seconds each time; this copies one made once a session."""
+    shutil.copy(_empty_store_file, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
 def ray_local():
     """One Ray instance for the whole session (starting Ray costs 5-16 s here)."""
     import ray
@@ -75,3 +108,4 @@ def ray_local():
     connect(num_cpus=2)
     yield
     ray.shutdown()
+

@@ -1,13 +1,14 @@
 """End to end, as a user runs it: `ganforge cluster up` starts a real Ray head and a real
 `mlflow server` on 127.0.0.1, and a second Ray node joins it (two nodes of one CPU each on
 this machine); `ganforge submit` sends a 2-worker DDP training job through the Ray Jobs
-API; the run, its metrics, its sample grid and the shards each node read are then read back
-through the MLflow server's REST API, and browsed in its web UI in headless Chromium;
-`ganforge cluster down` stops exactly what `up` started."""
+API; the run, everything logged to it and the shards each node read are then read back
+through the MLflow server's REST API and client, and browsed in its web UI in headless
+Chromium; `ganforge cluster down` stops exactly what `up` started."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -18,18 +19,21 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 from browser import chromium, click, loaded_image_width, require_browser, visible, with_text
+from mlflow import MlflowClient
 from PIL import Image
 
 from cluster.services import alive, stop_group
+from pipelines.train.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
 # 2 workers on 2 nodes, one exact epoch (9 shards, 1,797 digits: at most 63 batches of 16 per rank) and then some.
 TINY_LSGAN = ["--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.latent_dim=16", "--set",
               "train.log_every=35", "--set", "train.sample_every=35", "--set", "train.checkpoint_every=70",
-              "--set", "eval.every=0", "--set", "data.mode=exact", "--workers", "2", "--steps", "70",
-              "--batch-size", "16"]
+              "--set", "eval.every=35", "--set", "eval.samples=256", "--set", "optim.lr_d=1e-4",
+              "--set", "data.mode=exact", "--workers", "2", "--steps", "70", "--batch-size", "16"]
 
 
 def cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -93,10 +97,10 @@ def test_cluster_up_serves_ray_and_mlflow_on_loopback(cluster):
 
 
 @pytest.fixture(scope="module")
-def job(cluster, digit_shards) -> subprocess.CompletedProcess:
+def job(cluster, digit_shards_with_bad_samples) -> subprocess.CompletedProcess:
     env, _ = cluster
-    return cli(["submit", "--job-id", "tiny-lsgan", "--wait", "--", "train", "lsgan", "--data", str(digit_shards),
-                "--no-progress", *TINY_LSGAN], env)
+    return cli(["submit", "--job-id", "tiny-lsgan", "--wait", "--", "train", "lsgan",
+                "--data", str(digit_shards_with_bad_samples), "--no-progress", *TINY_LSGAN], env)
 
 
 def finished_run(server: str) -> dict:
@@ -106,7 +110,8 @@ def finished_run(server: str) -> dict:
     return {**runs[0], "experiment": experiment}
 
 
-def test_a_two_node_job_trains_and_its_run_is_found_through_the_mlflow_server(cluster, job, digit_shards):
+def test_a_two_node_job_trains_and_its_run_is_found_through_the_mlflow_server(cluster, job,
+                                                                               digit_shards_with_bad_samples):
     env, state = cluster
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert "job tiny-lsgan: SUCCEEDED" in job.stdout
@@ -134,7 +139,55 @@ def test_a_two_node_job_trains_and_its_run_is_found_through_the_mlflow_server(cl
     assert coverage["complete"] and len({r["node"] for r in coverage["ranks"]}) == 2
     first, second = (set(r["shards"]["image"]) for r in coverage["ranks"])
     assert first and second and not first & second
-    assert first | second == {p.name for p in digit_shards.glob("*.tar")}
+    assert first | second == {p.name for p in digit_shards_with_bad_samples.glob("*.tar")}
+
+
+def _artifacts(client, run_id, path=None):
+    files = []
+    for item in client.list_artifacts(run_id, path):
+        files += _artifacts(client, run_id, item.path) if item.is_dir else [item.path]
+    return files
+
+
+def test_the_job_s_run_holds_everything_a_user_looks_for(cluster, job, digit_shards_with_bad_samples, tmp_path):
+    """Params, tags, loss and evaluation curves, skipped samples, sample grids, the checkpoint
+    and the generator, as logged by rank 0 through the relay; then `ganforge evaluate`."""
+    env, state = cluster
+    shards = digit_shards_with_bad_samples
+    client = MlflowClient(state["mlflow_uri"])
+    run = client.get_run(finished_run(state["mlflow_uri"])["info"]["run_id"])
+    run_id = run.info.run_id
+    assert run.info.run_name.startswith("lsgan-digits-")
+    params = run.data.params
+    assert params["optim.lr_d"] == "0.0001" and params["optim.lr_g"] == "0.0002"
+    assert params["train.workers"] == "2" and params["model.ngf"] == "8" and params["gan"] == "lsgan"
+    tags = run.data.tags
+    assert tags["gan"] == "lsgan" and tags["workers"] == "2" and tags["data"] == str(shards)
+    assert tags["ganforge.backend"] == "gloo" and tags["ganforge.eval_extractor"] == "pixels"
+
+    for key in ("loss/D", "loss/G"):
+        assert all(math.isfinite(m.value) for m in client.get_metric_history(run_id, key))
+    assert client.get_metric_history(run_id, "lr/D")[-1].value == pytest.approx(1e-4)
+    assert client.get_metric_history(run_id, "perf/images_per_sec")[-1].value > 0
+    assert client.get_metric_history(run_id, "data/skipped")[-1].value >= 1  # rank 0's bad samples
+    swd = client.get_metric_history(run_id, "eval/swd")
+    assert [m.step for m in swd] == [35, 70] and all(m.value > 0 for m in swd)  # every 35 steps and at the end
+
+    files = _artifacts(client, run_id)
+    assert {f.split("+")[2] for f in files if f.startswith("images/samples+step+")} == {"35", "70"}
+    assert {"checkpoint/state.pt", "checkpoint/config.json", "generator/generator.pt"} <= set(files)
+    state_dict = load_checkpoint(client.download_artifacts(run_id, "checkpoint", str(tmp_path / "dl")))
+    assert state_dict["engine"]["step"] == 70 and state_dict["config"]["optim"]["lr_d"] == 1e-4
+    assert set(state_dict["engine"]["optim"]) == {"G", "D"}
+    generator = torch.load(client.download_artifacts(run_id, "generator/generator.pt", str(tmp_path / "g")),
+                           weights_only=True)
+    assert set(generator) == {"G"}
+
+    evaluate = cli(["evaluate", run_id, "--data", str(shards), "--n", "300", "--device", "cpu",
+                    "--tracking-uri", state["mlflow_uri"]], env)
+    assert evaluate.returncode == 0, evaluate.stderr
+    logged = client.get_run(run_id).data.metrics
+    assert logged["evaluate/swd"] > 0 and logged["evaluate/reference_images"] == 300
 
 
 def test_the_run_is_browsed_in_the_mlflow_ui_as_a_user_sees_it(cluster, job, tmp_path):

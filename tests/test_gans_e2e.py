@@ -36,8 +36,9 @@ def _grid_shape(client, run_id, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
-def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, ray_local, tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, ray_local, tmp_path, empty_store,
+                                                   capsys):
+    uri = empty_store
     cfg = load(name, overrides=[
         f"data.path={digit_domain_shards}", "train.workers=2", "train.steps=12", "train.log_every=6",
         "train.sample_every=6", "train.checkpoint_every=12", "train.sample_count=64", "eval.samples=64", *RUNS[name],
@@ -48,6 +49,7 @@ def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, r
     client = MlflowClient(uri)
     run = client.get_run(outcome.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["ganforge.world_size"] == "2"
+    assert len(run.data.tags["git_commit"]) == 40  # the code that ran: this checkout's commit
     for key in ("loss/G", "loss/D"):
         history = client.get_metric_history(outcome.run_id, key)
         assert [m.step for m in history] == [6, 12] and all(torch.isfinite(torch.tensor(m.value)) for m in history)

@@ -33,8 +33,8 @@ def test_the_relay_runs_on_the_drivers_node(ray_local):
     ray.kill(relay)
 
 
-def test_metrics_images_tags_and_artifact_folders_arrive_through_the_relay(ray_local, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_metrics_images_tags_and_artifact_folders_arrive_through_the_relay(ray_local, tmp_path, empty_store):
+    uri = empty_store
     tracking = TrackingConfig(uri=uri, artifact_root=(tmp_path / "art").as_uri())
     run_id = start_run(tracking, "lsgan", {"optim.lr_g": 2e-4}, {})
     relay = ray.remote(TrackingRelay).options(num_cpus=0).remote(uri)

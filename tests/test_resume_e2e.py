@@ -70,7 +70,7 @@ def straight(digit_shards, tmp_path_factory):
     return _weights(state=torch.load(tmp / "state.pt", weights_only=True))
 
 
-def test_resume_continues_the_run_bitwise(digit_shards, ray_local, tmp_path, straight):
+def test_resume_continues_the_run_bitwise(digit_shards, ray_local, tmp_path, empty_store, straight):
     first = train(_cfg(digit_shards, tmp_path, 200, "train.checkpoint_every=100"), progress=False)
     tracking = TrackingConfig(uri=first.tracking.uri)
     checkpoint = find_checkpoint(first.run_id, tracking)  # the newest in Ray's storage: step 200
@@ -95,7 +95,8 @@ def _worker_pids():
     return [a.pid for a in actors]
 
 
-def test_a_killed_worker_is_replaced_and_the_run_resumes_bitwise(digit_shards, ray_local, tmp_path, straight):
+def test_a_killed_worker_is_replaced_and_the_run_resumes_bitwise(digit_shards, ray_local, tmp_path, empty_store,
+                                                                 straight):
     cfg = _cfg(digit_shards, tmp_path, 300, "train.checkpoint_every=100", "train.max_failures=1")
     outcome, errors = {}, []
     job = threading.Thread(target=lambda: _run(cfg, outcome, errors), daemon=True)
