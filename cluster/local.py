@@ -4,7 +4,6 @@ bury the progress bar."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -41,48 +40,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _new_instance(num_cpus: int | None) -> tuple[dict, dict[str, str]]:
-    """``ray.init`` arguments for a local instance, and the environment its processes start
-    with. That environment goes to the instance's processes by inheritance, not as a
-    ``runtime_env``: any runtime env makes Ray start each worker through a setup process
-    (one more Python start per actor) and leaves its prestarted workers unused."""
+def _new_instance(num_cpus: int | None) -> dict:
+    """``ray.init`` arguments for a local instance whose processes know its address: Ray
+    Train's placement-group cleaner looks its cluster up by itself, and with a second Ray
+    instance on the machine it fails ("Found multiple active Ray instances") and never frees
+    a stopped run's CPUs, so a search whose scheduler stops or pauses a trial waits forever."""
     from ray.util import get_node_ip_address
 
     port = free_port()
-    env = {GCS_PORT_ENV: str(port),
-           # Ray Train's placement-group cleaner looks its cluster up by itself, and with a
-           # second Ray instance on the machine it fails ("Found multiple active Ray
-           # instances") and never frees a stopped run's CPUs, so a search whose scheduler
-           # stops or pauses a trial would wait forever: tell it the address.
-           "RAY_ADDRESS": f"{get_node_ip_address()}:{port}",
+    os.environ[GCS_PORT_ENV] = str(port)  # read once, when the instance starts
+    # A search starts a few CPU-less processes per trial (the trial, its report queue, its
+    # Train controller); with the default of one worker start per CPU, the raylet warns of
+    # a "large number of actors" on every search on a small machine.
+    os.environ.setdefault("RAY_worker_maximum_startup_concurrency", str(max(8, os.cpu_count() or 1)))
+    env = {"RAY_ADDRESS": f"{get_node_ip_address()}:{port}",
            # Ray Train's preemption watcher follows node drains (spot instances going away): a
            # local instance has none, and the watcher is one more process per Train run.
-           "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-           # A search starts a few CPU-less processes per trial (the trial, its report queue,
-           # its Train controller); with the default of one worker start per CPU, the raylet
-           # warns of a "large number of actors" on every search on a small machine.
-           "RAY_worker_maximum_startup_concurrency": os.environ.get(
-               "RAY_worker_maximum_startup_concurrency", str(max(8, os.cpu_count() or 1)))}
-    init = {"num_cpus": num_cpus, "include_dashboard": True, "dashboard_host": "127.0.0.1",
-            "resources": {TRIAL_RESOURCE: LOCAL_TRIAL_SLOTS}}
-    return init, env
-
-
-@contextlib.contextmanager
-def _inherited(env: dict[str, str]):
-    """``env`` in this process while the instance starts, so its processes (and the workers
-    they start) inherit it; afterwards this process is as before (a RAY_ADDRESS left here
-    would point later commands at a cluster that ends with this process)."""
-    before = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+           "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+    return {"num_cpus": num_cpus, "include_dashboard": True, "dashboard_host": "127.0.0.1",
+            "resources": {TRIAL_RESOURCE: LOCAL_TRIAL_SLOTS}, "runtime_env": {"env_vars": env}}
 
 
 def alive_nodes() -> int:
@@ -108,18 +84,18 @@ def connect(address: str | None = None, num_cpus: int | None = None, verbose: bo
         # Ray 2.60 enables token authentication for new local clusters and announces it on
         # every start. Authentication stays on; only the notice is silenced.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    init, env = ({}, {}) if address else _new_instance(num_cpus)
-    with _inherited(env):
-        ray.init(
-            # "local": a new instance, never the cluster `ray start` (or `ganforge cluster up`)
-            # left on this machine, which a plain ray.init() would join and then reject our
-            # local instance's arguments.
-            address=address or "local",
-            logging_level=logging.INFO if verbose else logging.WARNING,
-            log_to_driver=verbose,
-            configure_logging=True,
-            **init,
-        )
+    ray.init(
+        # "local": a new instance, never the cluster `ray start` (or `ganforge cluster up`)
+        # left on this machine, which a plain ray.init() would join and then reject our
+        # local instance's arguments.
+        address=address or "local",
+        logging_level=logging.INFO if verbose else logging.WARNING,
+        log_to_driver=verbose,
+        configure_logging=True,
+        **({} if address else _new_instance(num_cpus)),
+    )
+    if not address:
+        os.environ.pop(GCS_PORT_ENV, None)  # for this start only
     if not verbose:
         for name in ("ray", "ray.train", "ray.tune", "ray.data"):
             logging.getLogger(name).setLevel(logging.WARNING)
