@@ -1,6 +1,7 @@
-"""Resume and worker failure, end to end on a real 2-worker Ray Train job: a run continued
-with `--resume` and a run whose worker process is killed mid-run both end with weights
-bitwise identical to an uninterrupted run, in the same MLflow run on one step axis.
+"""Worker failure and resume, end to end on a real 2-worker Ray Train job: a run whose
+worker process is killed mid-run, then continued with `--resume`, has at each end weights
+bitwise identical to an uninterrupted run's at the same step, in one MLflow run on one step
+axis. (One chain of two Ray Train runs: each run costs some 15 s of process starts here.)
 
 The uninterrupted run is the same loop in two plain torch DDP processes, without Ray: so
 these tests also show that Ray Train adds nothing to what is computed."""
@@ -9,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -49,41 +51,60 @@ def _same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _plain_rank(rank, world, cfg_tree, out):
+@dataclass
+class _SavingHooks(loop.CollectingHooks):
+    """Writes each checkpoint when it is taken: the engine's state dict holds live tensors."""
+
+    folder: str = ""
+
+    def on_checkpoint(self, step, state, final):
+        if state is not None:
+            torch.save(state, f"{self.folder}/{step}.pt")
+
+
+def _plain_rank(rank, world, cfg_tree, folder):
     cfg = build(cfg_tree)
     dataset = read_dataset(cfg.data.path)
     engine = build_engine(cfg, dataset, torch.device("cpu"))
-    hooks = loop.CollectingHooks(chief=rank == 0)
+    hooks = _SavingHooks(chief=rank == 0, folder=folder)
     loop.run(cfg, cfg_tree, engine, build_batches(cfg, dataset, engine, rank, world), hooks, rank=rank)
-    if rank == 0:
-        torch.save(hooks.checkpoints[-1][1], out)
 
 
 @pytest.fixture(scope="module")
 def straight(digit_shards, tmp_path_factory):
-    """The uninterrupted reference run, 300 steps, in plain torch DDP processes. Each rank
-    reads its shards in its own process (loader_workers=0): one reader per rank either way,
-    so the same samples in the same order, and here without 2 more processes on 2 cores."""
+    """The uninterrupted reference run to step 300, in plain torch DDP processes: its weights
+    at steps 200 and 300. Each rank reads its shards in its own process (loader_workers=0):
+    one reader per rank either way, so the same samples in the same order, and here without
+    2 more processes on 2 cores."""
     tmp = tmp_path_factory.mktemp("straight")
     cfg = _cfg(digit_shards, tmp, 300, "train.checkpoint_every=100", "data.loader_workers=0")
-    spawn_gloo(_plain_rank, 2, tmp, to_dict(cfg), str(tmp / "state.pt"))
-    return _weights(state=torch.load(tmp / "state.pt", weights_only=True))
+    spawn_gloo(_plain_rank, 2, tmp, to_dict(cfg), str(tmp))
+    return {step: _weights(state=torch.load(tmp / f"{step}.pt", weights_only=True)) for step in (200, 300)}
 
 
-def test_resume_continues_the_run_bitwise(digit_shards, ray_local, tmp_path, empty_store, straight):
-    first = train(_cfg(digit_shards, tmp_path, 200, "train.checkpoint_every=100"), progress=False)
-    tracking = TrackingConfig(uri=first.tracking.uri)
-    checkpoint = find_checkpoint(first.run_id, tracking)  # the newest in Ray's storage: step 200
-    assert load_checkpoint(checkpoint)["engine"]["step"] == 200
-    cfg = resume_config("lsgan", checkpoint, ["train.steps=300"])
-    resumed = train(cfg, progress=False, resume_from=str(checkpoint))
-
-    assert resumed.run_id == first.run_id  # the same MLflow run, continued
-    client = MlflowClient(first.tracking.uri)
+def test_a_killed_worker_and_then_a_resume_continue_the_run_bitwise(digit_shards, ray_local, tmp_path, empty_store,
+                                                                    straight):
+    # To step 200, a worker's process killed mid-run after the step-100 checkpoint: Ray Train
+    # starts a new worker group, which restores that checkpoint.
+    cfg = _cfg(digit_shards, tmp_path, 200, "train.checkpoint_every=100", "train.max_failures=1")
+    first = _run_killing_a_worker(cfg, tmp_path / "ray", before_step=170)
+    client = MlflowClient(cfg.tracking.uri)
     assert client.get_run(first.run_id).info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(first.run_id, "loss/G")]
-    assert steps == list(range(10, 310, 10))  # one continuous axis, nothing logged twice
-    assert _same(_weights(resumed.checkpoint_path), straight)
+    assert [s for s in steps if s <= 100] == list(range(10, 110, 10))  # nothing before the checkpoint again
+    assert steps[-1] == 200 and sorted(set(steps)) == list(range(10, 210, 10))
+    assert _same(_weights(first.checkpoint_path), straight[200])
+
+    # Then `ganforge train --resume RUN_ID`: the same MLflow run, from Ray's newest checkpoint, to step 300.
+    checkpoint = find_checkpoint(first.run_id, TrackingConfig(uri=first.tracking.uri))
+    assert load_checkpoint(checkpoint)["engine"]["step"] == 200
+    resumed = train(resume_config("lsgan", checkpoint, ["train.steps=300"]), progress=False,
+                    resume_from=str(checkpoint))
+    assert resumed.run_id == first.run_id and client.get_run(first.run_id).info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(first.run_id, "loss/G")]
+    assert sorted(set(steps)) == list(range(10, 310, 10))  # one step axis...
+    assert all(steps.count(s) == 1 for s in range(200, 310, 10))  # ...on which the resume logged nothing twice
+    assert _same(_weights(resumed.checkpoint_path), straight[300])
 
 
 def _worker_pids():
@@ -95,9 +116,9 @@ def _worker_pids():
     return [a.pid for a in actors]
 
 
-def test_a_killed_worker_is_replaced_and_the_run_resumes_bitwise(digit_shards, ray_local, tmp_path, empty_store,
-                                                                 straight):
-    cfg = _cfg(digit_shards, tmp_path, 300, "train.checkpoint_every=100", "train.max_failures=1")
+def _run_killing_a_worker(cfg, storage, before_step):
+    """Train ``cfg``, killing a worker's process once a checkpoint is in Ray Train's books and
+    before rank 0 has logged ``before_step``; the run's outcome."""
     outcome, errors = {}, []
     job = threading.Thread(target=lambda: _run(cfg, outcome, errors), daemon=True)
     job.start()
@@ -107,19 +128,13 @@ def test_a_killed_worker_is_replaced_and_the_run_resumes_bitwise(digit_shards, r
         experiment = client.get_experiment_by_name("ganforge-lsgan")
         runs = client.search_runs([experiment.experiment_id]) if experiment else []
         done = [m.step for m in client.get_metric_history(runs[0].info.run_id, "loss/G")] if runs else []
-        if done and max(done) < 250 and _checkpoint_registered(tmp_path / "ray"):
-            killed = _worker_pids()[-1]  # rank 1's process, mid-run, after the step-100 checkpoint
+        if done and max(done) < before_step and _checkpoint_registered(storage):
+            killed = _worker_pids()[-1]
             os.kill(killed, signal.SIGKILL)
-        time.sleep(0.2)
+        time.sleep(0.1)
     job.join(timeout=300)
     assert killed is not None and not errors, errors
-    result = outcome["result"]
-    run = client.get_run(result.run_id)
-    assert run.info.status == "FINISHED"
-    steps = [m.step for m in client.get_metric_history(result.run_id, "loss/G")]
-    assert [s for s in steps if s <= 100] == list(range(10, 110, 10))  # nothing before the checkpoint again
-    assert steps[-1] == 300 and sorted(set(steps)) == list(range(10, 310, 10))
-    assert _same(_weights(result.checkpoint_path), straight)
+    return outcome["result"]
 
 
 def _checkpoint_registered(storage):

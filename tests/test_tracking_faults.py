@@ -22,10 +22,10 @@ pytestmark = pytest.mark.slow
 
 
 
-def _start_server(tmp_path, port):
+def _start_server(tmp_path, port, store):
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "art")],
+         "--backend-store-uri", store, "--artifacts-destination", str(tmp_path / "art")],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     assert wait_for_http(f"http://127.0.0.1:{port}/health", server, "mlflow server") == b"OK"
     return server
@@ -51,10 +51,10 @@ def test_an_unreachable_server_stops_the_job_before_ray_starts(digit_shards, tmp
     assert time.time() - start < 30 and not (tmp_path / "ray").exists()
 
 
-def test_a_server_outage_mid_run_does_not_stop_training(digit_shards, ray_local, tmp_path):
+def test_a_server_outage_mid_run_does_not_stop_training(digit_shards, ray_local, tmp_path, empty_store):
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
-    server = _start_server(tmp_path, port)
+    server = _start_server(tmp_path, port, empty_store)
     # Training ends during the outage; rank 0's final flush waits for the server to return.
     cfg = _cfg(digit_shards, tmp_path, uri, 300)
     client = MlflowClient(uri)
@@ -72,7 +72,7 @@ def test_a_server_outage_mid_run_does_not_stop_training(digit_shards, ray_local,
         _stop(server)
         outage.set()
         time.sleep(3)
-        server = _start_server(tmp_path, port)  # same store: back about 15 s later
+        server = _start_server(tmp_path, port, empty_store)  # same store: back about 15 s later
 
     chaos = threading.Thread(target=cut_and_restore, daemon=True)
     chaos.start()
