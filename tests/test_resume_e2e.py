@@ -73,11 +73,9 @@ def _plain_rank(rank, world, cfg_tree, folder):
 @pytest.fixture(scope="module")
 def straight(digit_shards, tmp_path_factory):
     """The uninterrupted reference run to step 300, in plain torch DDP processes: its weights
-    at steps 200 and 300. Each rank reads its shards in its own process (loader_workers=0):
-    one reader per rank either way, so the same samples in the same order, and here without
-    2 more processes on 2 cores."""
+    at steps 200 and 300."""
     tmp = tmp_path_factory.mktemp("straight")
-    cfg = _cfg(digit_shards, tmp, 300, "train.checkpoint_every=100", "data.loader_workers=0")
+    cfg = _cfg(digit_shards, tmp, 300, "train.checkpoint_every=100")
     spawn_gloo(_plain_rank, 2, tmp, to_dict(cfg), str(tmp))
     return {step: _weights(state=torch.load(tmp / f"{step}.pt", weights_only=True)) for step in (200, 300)}
 
