@@ -3,6 +3,7 @@ DataLoader workers, every rank gets the same number of batches, and broken data 
 and counted."""
 
 import io
+import multiprocessing
 import shutil
 import tarfile
 from collections import Counter
@@ -196,3 +197,20 @@ def test_preview_gives_the_same_first_images_every_time(digit_domain_shards):
     assert first["A"].shape == (8, 3, 32, 32) and first["B"].shape == (8, 3, 32, 32)
     assert all(torch.equal(first[d], again[d]) for d in "AB")
     assert not torch.equal(first["A"], first["B"])
+
+
+def _loader_start_method(shards, out):
+    ds = read_dataset(shards)
+    loader = RankBatches(ds.domain("image"), StreamSpec(loader_workers=1), ds.resolution, ds.channels, 8)._loader()
+    out.put((loader.multiprocessing_context or multiprocessing.get_context()).get_start_method())  # what it will use
+
+
+def test_loader_processes_start_by_fork_even_in_a_spawned_rank(digit_shards):
+    # torch.multiprocessing.spawn starts DDP ranks by spawn, whose default the rank inherits:
+    # its epochs' loader processes would each start an interpreter and import torch again.
+    spawn = torch.multiprocessing.get_context("spawn")
+    out = spawn.Queue()
+    rank = spawn.Process(target=_loader_start_method, args=(digit_shards, out))
+    rank.start()
+    assert out.get(timeout=120) == "fork"
+    rank.join(timeout=60)
