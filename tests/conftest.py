@@ -1,5 +1,5 @@
-"""Shared fixtures: real demo images and real tar shards, made once per session, and one
-local Ray instance for every test that needs Ray."""
+"""Shared fixtures: real demo images and real tar shards, made once per session, new empty
+MLflow stores, and one local Ray instance for every test that needs Ray."""
 
 from __future__ import annotations
 
@@ -108,4 +108,3 @@ def ray_local():
     connect(num_cpus=2)
     yield
     ray.shutdown()
-

@@ -53,7 +53,8 @@ def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, r
     for key in ("loss/G", "loss/D"):
         history = client.get_metric_history(outcome.run_id, key)
         assert [m.step for m in history] == [6, 12] and all(torch.isfinite(torch.tensor(m.value)) for m in history)
-    assert [m.step for m in client.get_metric_history(outcome.run_id, "eval/swd")] == [12]  # at the end
+    swd = client.get_metric_history(outcome.run_id, "eval/swd")
+    assert [m.step for m in swd] == [12] and outcome.metrics["eval/swd"] == swd[-1].value  # at the end, returned
     steps, shape, mode = _grid_shape(client, outcome.run_id, tmp_path)
     assert steps == [6, 12] and shape == GRID[name] and mode == "RGB"
 
