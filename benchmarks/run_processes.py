@@ -51,7 +51,9 @@ class Sampler:
     def __init__(self) -> None:
         self.base: dict[str, float] = {}
         self.last: dict[str, tuple[str, float]] = {}
+        self.first = True  # the first scan sets the baseline of processes already running
         self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
 
     def _scan(self) -> None:
         for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -73,8 +75,6 @@ class Sampler:
             time.sleep(0.2)
 
     def start(self) -> None:
-        self.first = True
-        self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
     def stop(self) -> Counter:
