@@ -4,7 +4,7 @@ bitwise identical to an uninterrupted run's at the same step, in one MLflow run 
 axis. (One chain of two Ray Train runs: each run costs some 15 s of process starts here.)
 
 The uninterrupted run is the same loop in two plain torch DDP processes, without Ray: so
-these tests also show that Ray Train adds nothing to what is computed."""
+this test also shows that Ray Train adds nothing to what is computed."""
 
 import os
 import signal
