@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))  # run as `python benchmarks/x.py` from a checkout
 CACHE = ROOT / "data" / "bench"
 ONE_DOMAIN = ("lsgan", "stylegan")
 GANS = ("lsgan", "stylegan", "cyclegan", "discogan")
+DEMO_SIZE = {"lsgan": 16, "stylegan": 16, "cyclegan": 32, "discogan": 32}  # each GAN's demo resolution, px
 WARMUP_LOGS = 2  # log intervals dropped before steady state (allocator warm-up, loader start)
 
 

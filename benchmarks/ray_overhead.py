@@ -26,9 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import GANS, ROOT, shards_for, steady_rate, table
+from common import DEMO_SIZE, GANS, ROOT, shards_for, steady_rate, table
 
-DEMO_SIZE = {"lsgan": 16, "stylegan": 16, "cyclegan": 32, "discogan": 32}
 QUIET = ["train.log_every=10", "train.sample_every=1000000", "train.checkpoint_every=1000000", "eval.every=0",
          "train.threads_per_worker=1"]
 

@@ -20,10 +20,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import shards_for, table
+from common import DEMO_SIZE, shards_for, table
 
 TICK = os.sysconf("SC_CLK_TCK")
-SIZE = {"lsgan": 16, "stylegan": 16, "cyclegan": 32, "discogan": 32}
 
 
 def _read(pid: str) -> tuple[str, float] | None:
@@ -91,7 +90,7 @@ class Sampler:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gan", default="lsgan", choices=sorted(SIZE))
+    parser.add_argument("--gan", default="lsgan", choices=sorted(DEMO_SIZE))
     parser.add_argument("--runs", type=int, default=4, help="measured runs, after one warm-up run")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--steps", type=int, default=2)
@@ -105,7 +104,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ganforge-bench-") as folder:
         def one_run() -> float:
             cfg = load(args.gan, overrides=[
-                f"data.path={shards_for(args.gan, SIZE[args.gan])}", f"train.workers={args.workers}",
+                f"data.path={shards_for(args.gan, DEMO_SIZE[args.gan])}", f"train.workers={args.workers}",
                 f"train.steps={args.steps}", "eval.every=0", f"tracking.uri=sqlite:///{folder}/mlflow.db",
                 f"train.storage_path={folder}/ray"])
             start = time.perf_counter()

@@ -42,11 +42,16 @@ def digit_shards_with_bad_samples(digit_shards, tmp_path_factory):
     out = tmp_path_factory.mktemp("bad-samples") / "digits"
     shutil.copytree(digit_shards, out)
     for shard in sorted(out.glob("*.tar")):
-        with tarfile.open(shard, "a") as tar:
-            info = tarfile.TarInfo("zzbad.png")
-            info.size = 12
-            tar.addfile(info, io.BytesIO(b"\x89PNG garbage"))
+        add_member(shard, "zzbad.png", b"\x89PNG garbage")
     return out
+
+
+def add_member(tar_path, name: str, data: bytes) -> None:
+    """Append one file to a tar shard, as a writer that went wrong might have."""
+    with tarfile.open(tar_path, "a") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
 
 
 def invert(images: np.ndarray) -> np.ndarray:

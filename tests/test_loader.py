@@ -2,14 +2,13 @@
 DataLoader workers, every rank gets the same number of batches, and broken data is skipped
 and counted."""
 
-import io
 import multiprocessing
 import shutil
-import tarfile
 from collections import Counter
 
 import pytest
 import torch
+from conftest import add_member
 
 from pipelines.data.batches import Batches, resolve_domains
 from pipelines.data.demo import write_digits
@@ -79,20 +78,13 @@ def test_exact_mode_needs_a_shard_per_reader(digit_shards):
         RankBatches(ds.domain("image"), StreamSpec(world=2, mode="exact", loader_workers=5), 16, 1, 8)
 
 
-def _add_member(tar_path, name, data):
-    with tarfile.open(tar_path, "a") as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-
-
 def test_corrupt_samples_and_truncated_shards_are_skipped_and_counted(digit_shards, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(digit_shards, broken)
     shard0, shard1 = broken / "image-000000.tar", broken / "image-000001.tar"
     shard0.write_bytes(shard0.read_bytes()[: shard0.stat().st_size // 2 + 100])  # cut mid-member
-    _add_member(shard1, "zzbad.png", b"\x89PNG garbage")
-    _add_member(shard1, "zzlabel.txt", b"a sample with no image")
+    add_member(shard1, "zzbad.png", b"\x89PNG garbage")
+    add_member(shard1, "zzlabel.txt", b"a sample with no image")
     batches = _epoch(broken, 0, 1, batch=1, workers=0)
     unique = len(set(_keys(batches)))
     assert 1797 - 200 < unique < 1797  # the readable half of shard 0 still counts
