@@ -45,6 +45,7 @@ def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, r
         f"tracking.uri={uri}", f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
         f"train.storage_path={tmp_path / 'ray'}"])
     outcome = train(cfg, progress=False)
+    assert not _ray_data_actors()  # no Ray Datasets given: Ray Train's DatasetManager is left out
 
     client = MlflowClient(uri)
     run = client.get_run(outcome.run_id)
@@ -63,6 +64,13 @@ def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, r
     assert set(generators) == ({"G"} if name == "stylegan" else {"G_AB", "G_BA"})
     _use_the_run(name, outcome, uri, digit_domain_shards, tmp_path)
     capsys.readouterr()
+
+
+def _ray_data_actors():
+    import ray
+    from ray.util.state import list_actors
+
+    return list_actors(address=ray.get_runtime_context().gcs_address, filters=[("class_name", "=", "DatasetManager")])
 
 
 def _use_the_run(name, outcome, uri, shards, tmp_path):

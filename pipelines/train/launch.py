@@ -146,13 +146,14 @@ def make_trainer(cfg: RunConfig, loop_config: dict[str, Any], name: str, callbac
     """The run's ``TorchTrainer``; called in the process that created the MLflow run, whose
     node reaches the tracking server, so a loopback server gets its relay here."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.torch import TorchConfig
 
     from pipelines.tracking.relay import start_relay
     from pipelines.train.ray_worker import train_worker
+    from pipelines.train.trainer import torch_trainer_class
 
     train = cfg.train
-    return TorchTrainer(
+    return torch_trainer_class()(
         train_worker,
         train_loop_config={**loop_config, "relay": start_relay(cfg.tracking.uri)},
         scaling_config=ScalingConfig(num_workers=train.workers, use_gpu=train.use_gpu,
