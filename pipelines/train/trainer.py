@@ -10,9 +10,11 @@ moves them, runs go on with the plain ``TorchTrainer``."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
+@functools.cache
 def torch_trainer_class() -> type:
     from ray.train.torch import TorchTrainer
 
