@@ -72,7 +72,7 @@ test: $(BIN)/.installed browser
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow"
 
-# Real Ray Tune searches of real Ray Train trials: ASHA, PBT, interrupt and resume (about 4 minutes on 2 cores).
+# Real Ray Tune searches of real Ray Train trials: ASHA, PBT, interrupt and resume (about 3 minutes on 2 cores).
 test-search: $(BIN)/.installed
 	$(BIN)/python -m pytest -m search
 
