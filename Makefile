@@ -49,7 +49,7 @@ demo: $(if $(DATA_$(GAN)),$(DATA_$(GAN))/manifest.json,$(error GAN=$(GAN): choos
 
 # The README's learning-rate balance searches on the demo data: 13 one-worker trials, the
 # default equal rates first (GAN=lsgan about 23 minutes on 2 cores, GAN=discogan about 27).
-# SHORT=1: the same searches at a quarter of the step budget (about 7 and 10 minutes).
+# SHORT=1: the same searches at a quarter of the step budget (about 7 minutes each).
 tune-demo: $(if $(filter lsgan discogan,$(GAN)),$(DATA_$(GAN))/manifest.json)
 	@case "$(GAN)" in lsgan|discogan) ;; *) echo "tune-demo: GAN=$(GAN): choose lsgan or discogan" >&2; exit 2;; esac
 	$(BIN)/ganforge tune $(GAN) --data $(DATA_$(GAN)) --name demo-$(GAN)$(if $(SHORT),-short)-$(shell date +%m%d-%H%M%S) \
