@@ -37,7 +37,8 @@ def config(gan: str, steps: int, workers: int, store: Path):
 
     return load(gan, [str(ROOT / "pipelines" / "configs" / "demo" / f"{gan}.yaml")],
                 [f"data.path={shards_for(gan, DEMO_SIZE[gan])}", f"train.steps={steps}", f"train.workers={workers}",
-                 *QUIET, f"tracking.uri=sqlite:///{store / 'mlflow.db'}", f"train.storage_path={store / 'ray'}"])
+                 *QUIET, f"tracking.uri=sqlite:///{store / 'mlflow.db'}", f"tracking.artifact_root={(store / 'art').as_uri()}",
+                 f"train.storage_path={store / 'ray'}"])
 
 
 def plain_rate(cfg) -> float:
@@ -97,7 +98,8 @@ def startup_seconds(gan: str, store: Path) -> float:
     uri = f"sqlite:///{store / 'startup.db'}"
     command = [str(Path(sys.executable).with_name("ganforge")), "train", gan, "--data", str(shards_for(gan, DEMO_SIZE[gan])),
                "--workers", "1", "--steps", "5", "--no-progress", "--set", "train.log_every=1",
-               "--set", f"tracking.uri={uri}", "--set", f"train.storage_path={store / 'ray-startup'}"]
+               "--set", f"tracking.uri={uri}", "--set", f"tracking.artifact_root={(store / 'art-startup').as_uri()}",
+               "--set", f"train.storage_path={store / 'ray-startup'}"]
     start = time.time()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = MlflowClient(uri)

@@ -106,7 +106,7 @@ def main() -> None:
             cfg = load(args.gan, overrides=[
                 f"data.path={shards_for(args.gan, DEMO_SIZE[args.gan])}", f"train.workers={args.workers}",
                 f"train.steps={args.steps}", "eval.every=0", f"tracking.uri=sqlite:///{folder}/mlflow.db",
-                f"train.storage_path={folder}/ray"])
+                f"tracking.artifact_root={Path(folder, 'art').as_uri()}", f"train.storage_path={folder}/ray"])
             start = time.perf_counter()
             train(cfg, progress=False)
             return time.perf_counter() - start
