@@ -16,8 +16,8 @@ from learning_runs import SECONDS, TRANSLATION, UNCONDITIONAL, run
 
 @pytest.fixture(scope="module")
 def learned(request, digit_shards, inverted_photo_shards):
-    """The selected tests' runs, started together when the first of them needs its result:
-    two processes (spawned: this one may hold Ray's threads) train one GAN each at a time."""
+    """The selected tests' runs, all started before the first of these tests: two processes
+    (spawned: this one may hold Ray's threads) train one GAN each at a time, longest first."""
     names = sorted({item.callspec.params["name"] for item in request.session.items if item.module is request.module},
                    key=SECONDS.get, reverse=True)
     shards = {name: str(digit_shards if name in UNCONDITIONAL else inverted_photo_shards) for name in names}
