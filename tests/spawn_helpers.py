@@ -34,6 +34,15 @@ def wait_for_http(url: str, server: subprocess.Popen, what: str, timeout: float 
             time.sleep(0.3)
 
 
+def ray_actors(class_name: str, state: str | None = None) -> list:
+    """The actors of this session's Ray instance of one class (in one state, if given)."""
+    import ray
+    from ray.util.state import list_actors
+
+    filters = [("class_name", "=", class_name)] + ([("state", "=", state)] if state else [])
+    return list_actors(address=ray.get_runtime_context().gcs_address, filters=filters)
+
+
 def spawn_gloo(fn: Callable, world: int, workdir: Path, *args) -> None:
     """Run `fn(rank, world, *args)` in `world` fresh processes joined in one gloo group."""
     rendezvous = str(Path(workdir) / "rendezvous")

@@ -9,6 +9,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 from PIL import Image
+from spawn_helpers import ray_actors
 
 from pipelines.cli.main import main
 from pipelines.config import load
@@ -45,7 +46,7 @@ def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, r
         f"tracking.uri={uri}", f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
         f"train.storage_path={tmp_path / 'ray'}"])
     outcome = train(cfg, progress=False)
-    assert not _ray_data_actors()  # no Ray Datasets given: Ray Train's DatasetManager is left out
+    assert not ray_actors("DatasetManager")  # no Ray Datasets given: Ray Train's DatasetManager is left out
 
     client = MlflowClient(uri)
     run = client.get_run(outcome.run_id)
@@ -64,13 +65,6 @@ def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, r
     assert set(generators) == ({"G"} if name == "stylegan" else {"G_AB", "G_BA"})
     _use_the_run(name, outcome, uri, digit_domain_shards, tmp_path)
     capsys.readouterr()
-
-
-def _ray_data_actors():
-    import ray
-    from ray.util.state import list_actors
-
-    return list_actors(address=ray.get_runtime_context().gcs_address, filters=[("class_name", "=", "DatasetManager")])
 
 
 def _use_the_run(name, outcome, uri, shards, tmp_path):

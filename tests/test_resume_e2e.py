@@ -16,7 +16,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from spawn_helpers import spawn_gloo
+from spawn_helpers import ray_actors, spawn_gloo
 
 from pipelines.config import build, load, to_dict
 from pipelines.config.schema import TrackingConfig
@@ -106,12 +106,7 @@ def test_a_killed_worker_and_then_a_resume_continue_the_run_bitwise(digit_shards
 
 
 def _worker_pids():
-    import ray
-    from ray.util.state import list_actors
-
-    actors = list_actors(address=ray.get_runtime_context().gcs_address,
-                         filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
-    return [a.pid for a in actors]
+    return [a.pid for a in ray_actors("RayTrainWorker", state="ALIVE")]
 
 
 def _run_killing_a_worker(cfg, storage, before_step):
