@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 from pathlib import Path
 
@@ -24,14 +25,34 @@ QUIET_ENV = {
 }
 
 
+def token_file() -> Path:
+    """Where Ray looks for a cluster token when none is in ``$RAY_AUTH_TOKEN``."""
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
 def use_token_if_any() -> None:
     """Ray 2.60 clusters require a token by default, and a client process sends one only in
-    token mode. A token in the environment or Ray's default file (where a local head writes
-    it) switches that on, for joining a cluster and for its Jobs API alike."""
-    token_file = Path.home() / ".ray" / "auth_token"
-    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or
-                                              os.environ.get("RAY_AUTH_TOKEN_PATH") or token_file.is_file()):
+    token mode. A token in the environment or in Ray's token file switches that on, for
+    joining a cluster and for its Jobs API alike."""
+    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or token_file().is_file()):
         os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def ensure_token() -> Path | None:
+    """The token file for a head started with `ray start`, made (as `ray get-auth-token
+    --generate` would, but readable by this user only) where missing: `ray start --head`
+    turns authentication on only when a token exists, and otherwise starts an open cluster
+    with a warning. None when the user turned authentication off or gives the token inline."""
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token" or os.environ.get("RAY_AUTH_TOKEN"):
+        return None
+    path = token_file()
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # 256 random bits, as Ray's own generator; created 0600 so no other user can read it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    return path
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from cluster.local import TRIAL_RESOURCE
+from cluster.local import TRIAL_RESOURCE, ensure_token
 
 
 class ServiceError(RuntimeError):
@@ -44,6 +44,8 @@ def start_ray_head(log: Path, port: int, dashboard_port: int, num_cpus: int | No
     if num_cpus is not None:
         command.append(f"--num-cpus={num_cpus}")
     env = _bin_env()
+    if ensure_token() is not None:  # a head with a token only asks for it in token mode
+        env["RAY_AUTH_MODE"] = "token"
     # On SIGTERM a head first drains for up to 30 s so Serve replicas can move; a local head
     # runs none, and `cluster down` means now.
     env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -50,9 +51,10 @@ def rest(base: str, path: str, body: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
-def join_second_node(address: str, log) -> subprocess.Popen:
-    """`ray start --address` for a second one-CPU node on this machine, as a worker machine would."""
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+def join_second_node(address: str, env: dict[str, str], log) -> subprocess.Popen:
+    """`ray start --address` for a second one-CPU node on this machine, as a worker machine
+    would, with the cluster's token."""
+    env = {**env, "RAY_AUTH_MODE": "token", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     node = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ray"), "start", f"--address={address}",
                              "--num-cpus=1", "--block", "--disable-usage-stats"], stdout=log, stderr=subprocess.STDOUT,
                             env=env, start_new_session=True)
@@ -75,11 +77,17 @@ def cluster(tmp_path_factory):
     home = tmp_path_factory.mktemp("ganforge-home")
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
     env["GANFORGE_HOME"] = str(home)
+    env["RAY_AUTH_TOKEN_PATH"] = str(home / "auth_token")  # the cluster's own token, not the user's
     up = cli(["cluster", "up", "--num-cpus", "1"], env)
     assert up.returncode == 0, up.stdout + up.stderr
+    assert f"Ray token     {home / 'auth_token'}" in up.stdout
     state = json.loads((home / "cluster.json").read_text())
-    with open(home / "node2.log", "w") as log:
-        node = join_second_node(state["ray_address"], log)
+    try:
+        with open(home / "node2.log", "w") as log:
+            node = join_second_node(state["ray_address"], env, log)
+    except BaseException:
+        cli(["cluster", "down"], env)  # nothing left running when the node cannot join
+        raise
     yield env, state
     stop_group(node.pid)  # the joined node is the test's, not `cluster up`'s
     if (home / "cluster.json").exists():  # a test failed before `down` ran
@@ -94,6 +102,9 @@ def test_cluster_up_serves_ray_and_mlflow_on_loopback(cluster):
     assert status.returncode == 0 and status.stdout.count("[up]") == 2
     again = cli(["cluster", "up"], env)
     assert again.returncode == 2 and "already up" in again.stderr
+    with pytest.raises(urllib.error.HTTPError) as refused:  # its Jobs API asks for the cluster's token
+        urllib.request.urlopen(f"{state['dashboard_url']}/api/jobs/", timeout=30)
+    assert refused.value.code == 401
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cluster import local_cluster, state
+from cluster.local import ensure_token
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +24,9 @@ def run_up(args: argparse.Namespace) -> None:
     print("starting a Ray head and an MLflow server on 127.0.0.1 ...", flush=True)
     cluster = local_cluster.up(args.root, args.num_cpus)
     _describe(cluster)
+    token = ensure_token()  # the head's: made before it started
+    if token is not None:
+        print(f"Ray token     {token}   (machines joining the cluster and job clients need it)")
     print("submit with `ganforge submit -- train GAN --data SHARDS`; stop with `ganforge cluster down`")
 
 
