@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from cluster.local import TRIAL_RESOURCE, ensure_token
+from pipelines.tracking.store import server_env
 
 
 class ServiceError(RuntimeError):
@@ -59,7 +60,7 @@ def start_mlflow_server(root: Path, log: Path, port: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
                "--artifacts-destination", (root / "artifacts").as_uri()]
-    return _spawn(command, log)
+    return _spawn(command, log, server_env(_bin_env()))
 
 
 def answers(url: str, timeout: float = 2.0) -> bool:

@@ -34,6 +34,18 @@ def wait_for_http(url: str, server: subprocess.Popen, what: str, timeout: float 
             time.sleep(0.3)
 
 
+def group_commands(pgid: int) -> list[str]:
+    """The command lines of the live processes in process group ``pgid``."""
+    commands = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                commands.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+    return commands
+
+
 def ray_actors(class_name: str, state: str | None = None) -> list:
     """The actors of this session's Ray instance of one class (in one state, if given)."""
     import ray

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 
 from pipelines.config import load
 from pipelines.train.checkpoint import load_checkpoint
+from pipelines.tracking.store import server_env
 from pipelines.train.launch import train
 
 pytestmark = pytest.mark.slow
@@ -26,7 +27,7 @@ def _start_server(tmp_path, port, store):
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", store, "--artifacts-destination", str(tmp_path / "art")],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=server_env())
     assert wait_for_http(f"http://127.0.0.1:{port}/health", server, "mlflow server") == b"OK"
     return server
 

@@ -23,11 +23,12 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     command = store.ui_command(store.resolve(TrackingConfig(uri=args.tracking_uri)), args.port)
+    env = store.server_env()
     if args.print_command:
-        print(shlex.join(command))
+        print(shlex.join([f"{k}={env[k]}" for k in store.SERVER_ENV] + command))
         return
     print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
-    os.execv(command[0], command)
+    os.execve(command[0], command, env)
 
 
 def ui_hint(tracking: TrackingConfig) -> str:
