@@ -29,10 +29,10 @@ def up(root: Path | None = None, num_cpus: int | None = None) -> ClusterState:
                            f"MLflow {current.mlflow_uri}); `ganforge cluster down` stops it")
     root = (root or state.home() / "cluster").resolve()
     root.mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port() for name in ("gcs", "dashboard", "mlflow")}
+    ports = {name: free_port() for name in ("gcs", "dashboard", "agent", "client", "mlflow")}
     ray_log, mlflow_log = root / "ray-head.log", root / "mlflow-server.log"
     # Both start at once: MLflow's store migration overlaps Ray's start.
-    ray = services.start_ray_head(ray_log, ports["gcs"], ports["dashboard"], num_cpus)
+    ray = services.start_ray_head(ray_log, ports, num_cpus)
     mlflow = services.start_mlflow_server(root, mlflow_log, ports["mlflow"])
     cluster = ClusterState(root=str(root), ray_address=f"127.0.0.1:{ports['gcs']}",
                            dashboard_url=f"http://127.0.0.1:{ports['dashboard']}",

@@ -35,12 +35,16 @@ def _spawn(command: list[str], log: Path, env: dict[str, str] | None = None) -> 
                                 env=env or _bin_env(), start_new_session=True)
 
 
-def start_ray_head(log: Path, port: int, dashboard_port: int, num_cpus: int | None) -> subprocess.Popen:
+def start_ray_head(log: Path, ports: dict[str, int], num_cpus: int | None) -> subprocess.Popen:
     """`ray start --head --block` on loopback: the dashboard (and its Jobs API) listens on
-    127.0.0.1 only. Trial drivers of `ganforge tune` get their own resource, as on a cloud head."""
+    127.0.0.1 only. Trial drivers of `ganforge tune` get their own resource, as on a cloud head.
+    Every port Ray would otherwise take at a fixed default is a free one: the dashboard agent's
+    52365 is taken by any other Ray instance on the machine (a notebook's `ray.init()`), and
+    with it taken the head has no agent to run jobs ("No available agent to submit job")."""
     ray = Path(sys.executable).parent / "ray"
-    command = [str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-               "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", "--include-dashboard=true",
+    command = [str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={ports['gcs']}",
+               "--dashboard-host=127.0.0.1", f"--dashboard-port={ports['dashboard']}", "--include-dashboard=true",
+               f"--dashboard-agent-listen-port={ports['agent']}", f"--ray-client-server-port={ports['client']}",
                f'--resources={{"{TRIAL_RESOURCE}": 1024}}', "--disable-usage-stats"]
     if num_cpus is not None:
         command.append(f"--num-cpus={num_cpus}")

@@ -24,6 +24,7 @@ import torch
 from browser import chromium, click, loaded_image_width, require_browser, visible, with_text
 from mlflow import MlflowClient
 from PIL import Image
+from spawn_helpers import free_port
 
 from cluster.services import alive, stop_group
 from pipelines.train.checkpoint import load_checkpoint
@@ -53,10 +54,11 @@ def rest(base: str, path: str, body: dict | None = None) -> dict:
 
 def join_second_node(address: str, env: dict[str, str], log) -> subprocess.Popen:
     """`ray start --address` for a second one-CPU node on this machine, as a worker machine
-    would, with the cluster's token."""
+    would, with the cluster's token. Its dashboard agent needs a port of its own here."""
     env = {**env, "RAY_AUTH_MODE": "token", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     node = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ray"), "start", f"--address={address}",
-                             "--num-cpus=1", "--block", "--disable-usage-stats"], stdout=log, stderr=subprocess.STDOUT,
+                             "--num-cpus=1", "--block", "--disable-usage-stats",
+                             f"--dashboard-agent-listen-port={free_port()}"], stdout=log, stderr=subprocess.STDOUT,
                             env=env, start_new_session=True)
     deadline = time.monotonic() + 90
     while "Ray runtime started" not in open(log.name).read():
@@ -73,7 +75,9 @@ def port_open(address: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, ray_local):
+    # ray_local: the session's own Ray instance runs beside the cluster, as a user's notebook
+    # might; its default ports must not keep the cluster from working.
     home = tmp_path_factory.mktemp("ganforge-home")
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
     env["GANFORGE_HOME"] = str(home)
