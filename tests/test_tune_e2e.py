@@ -7,11 +7,10 @@ from __future__ import annotations
 import csv
 import os
 import signal
-import threading
-import time
 
 import pytest
 from mlflow import MlflowClient
+from ray.tune import Callback
 
 from pipelines.config import load
 from pipelines.errors import SearchInterrupted
@@ -119,16 +118,22 @@ def test_pbt_exploits_the_better_trial_and_applies_the_perturbed_rates(digit_sha
     assert {t.reason for t in outcome.trials} == {"completed"} and all(t.step == 30 for t in outcome.trials)
 
 
-def _interrupt_when(ready, finished: threading.Event) -> None:
-    """SIGINT to this process (as Ctrl+C would) once ``ready()``: Tune saves its state and stops."""
-    def watch() -> None:
-        while not finished.is_set():
-            if ready():
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            time.sleep(0.5)
+class CtrlCOnceSecondTrialCheckpointed(Callback):
+    """Ctrl+C (SIGINT to this process) as soon as Tune has taken a checkpoint of a trial that
+    runs after another has finished. Tune saves its state, that checkpoint in it, and stops.
+    A callback, not a watch on Tune's files: a trial writes its checkpoint before Tune takes it."""
 
-    threading.Thread(target=watch, daemon=True).start()
+    def __init__(self):
+        self.finished: set[str] = set()
+        self.sent = False  # a second Ctrl+C would stop Tune at once, without saving
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.finished.add(trial.trial_id)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:
+        if self.finished and trial.trial_id not in self.finished and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 def test_an_interrupted_search_resumes_without_repeating_finished_trials(digit_shards, ray_local, tmp_path):
@@ -136,21 +141,8 @@ def test_an_interrupted_search_resumes_without_repeating_finished_trials(digit_s
     cfg = _search_cfg(digit_shards, tmp_path, "train.steps=100", "eval.every=20", "tune.samples=2",
                       "tune.scheduler=none", "tune.max_concurrent=1")
     cfg.tune.points = [DEFAULT, "optim.lr_g=1e-4,optim.lr_d=2e-4"]
-    searches = tmp_path / "ray" / "resume"
-
-    def first_done_second_checkpointed() -> bool:
-        # From Tune's own files (the MLflow store is the search's to create): trial 1 has ended
-        # and Tune holds a checkpoint of trial 2, taken with its step-20 evaluation.
-        done = [p.parent for p in searches.glob("*/result.json") if '"stop_reason": "completed"' in p.read_text()]
-        return len(done) == 1 and any(p.parent != done[0] for p in searches.glob("*/checkpoint_*"))
-
-    finished = threading.Event()
-    _interrupt_when(first_done_second_checkpointed, finished)
-    try:
-        with pytest.raises(SearchInterrupted, match="--resume resume"):
-            run_search(cfg, name="resume", progress=False)
-    finally:
-        finished.set()
+    with pytest.raises(SearchInterrupted, match="--resume resume"):
+        run_search(cfg, name="resume", progress=False, callbacks=[CtrlCOnceSecondTrialCheckpointed()])
 
     outcome = run_search(cfg, name="resume", resume=True, progress=False)
     client = MlflowClient(outcome.tracking.uri)

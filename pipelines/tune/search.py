@@ -107,7 +107,7 @@ def _trials_total(cfg: RunConfig, dims: dict) -> int:
     return cfg.tune.samples * grid
 
 
-def _tuner(cfg: RunConfig, search: dict[str, Any], dims: dict, limit: int, tracker: SearchTracker, resume: bool):
+def _tuner(cfg: RunConfig, search: dict[str, Any], dims: dict, limit: int, callbacks: list, resume: bool):
     from ray import tune
 
     trainable = tune.with_resources(tune.with_parameters(run_trial, search=search), {TRIAL_RESOURCE: 1})
@@ -122,7 +122,7 @@ def _tuner(cfg: RunConfig, search: dict[str, Any], dims: dict, limit: int, track
         param_space={k: d.domain() for k, d in dims.items()},
         tune_config=tune.TuneConfig(metric="objective", mode="min", num_samples=cfg.tune.samples,
                                     search_alg=search_algorithm(cfg, dims, limit), scheduler=scheduler(cfg, dims)),
-        run_config=tune.RunConfig(name=search["name"], storage_path=str(path.parent), callbacks=[tracker],
+        run_config=tune.RunConfig(name=search["name"], storage_path=str(path.parent), callbacks=callbacks,
                                   verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=pointers_kept)),
     )
 
@@ -141,7 +141,9 @@ def _prepare(cfg: RunConfig, name: str | None, resume: bool) -> tuple[RunConfig,
 
 
 def run_search(cfg: RunConfig, name: str | None = None, address: str | None = None, resume: bool = False,
-               progress: bool = True, verbose: bool = False) -> SearchOutcome:
+               progress: bool = True, verbose: bool = False, callbacks: tuple = ()) -> SearchOutcome:
+    """``callbacks``: more Tune callbacks for a new search, beside ganforge's own. Tune saves
+    them with the search, so a resumed search runs with those it began with."""
     cfg, name, folder = _prepare(cfg, name, resume)
     if resume:  # the search's own config, not today's defaults
         state = json.loads((folder / STATE).read_text())
@@ -174,7 +176,7 @@ def run_search(cfg: RunConfig, name: str | None = None, address: str | None = No
               "storage": str(Path(cfg.train.storage_path) / f"{name}-train")}
     tracker = SearchTracker(cfg, parent, _trials_total(cfg, dims), progress)  # on resume: Tune restores its own
     try:
-        results = _tuner(cfg, search, dims, limit, tracker, resume).fit()
+        results = _tuner(cfg, search, dims, limit, [tracker, *callbacks], resume).fit()
         if _unfinished(folder):  # Tune returns normally after Ctrl+C, with its state saved
             raise SearchInterrupted(f"search {name} interrupted; continue it with: ganforge tune {cfg.gan} "
                                     f"--resume {name} --set train.storage_path={cfg.train.storage_path}")
