@@ -30,3 +30,11 @@ def test_services_stay_inside_the_cluster_and_setup_installs_the_project():
     assert "MLFLOW_TRACKING_URI=http://127.0.0.1:5000" in head  # jobs log there by default
     assert "--artifacts-destination $ARTIFACTS" in head and "ARTIFACTS=s3://" in head
     assert any("pip install -e ." in c for c in config["setup_commands"])
+
+
+def test_every_node_runs_in_token_mode_with_the_users_token():
+    config = yaml.safe_load(CONFIG.read_text())
+    assert config["file_mounts"]["/home/ubuntu/.ray/auth_token"] == "~/.ray/auth_token"
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = next(c for c in config[key] if "ray start" in c)
+        assert start.index("export RAY_AUTH_MODE=token;") < start.index("ray start")
