@@ -15,8 +15,8 @@ from spawn_helpers import free_port, wait_for_http
 from mlflow import MlflowClient
 
 from pipelines.config import load
-from pipelines.train.checkpoint import load_checkpoint
 from pipelines.tracking.store import server_env
+from pipelines.train.checkpoint import load_checkpoint
 from pipelines.train.launch import train
 
 pytestmark = pytest.mark.slow
