@@ -15,17 +15,28 @@ from typing import Any, Iterable
 import yaml
 
 from pipelines.config.schema import RunConfig
+from pipelines.errors import ConfigError
+
+__all__ = ["ConfigError", "apply_overrides", "build", "build_dataclass", "flatten", "load", "to_dict"]
 
 
-class ConfigError(ValueError):
-    """A config key or value a user must fix; the CLI prints it without a traceback."""
+def _yaml_error(path: Path | str, exc: yaml.YAMLError) -> ConfigError:
+    """One line, as compilers write it (file:line:column), in place of the parser's dump of
+    the offending lines; lines and columns counted from 1, as editors show them."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    return ConfigError(f"{where}: malformed YAML: {problem}" + (f" ({context})" if context else ""))
 
 
 def _yaml_file(path: Path | str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise _yaml_error(path, exc) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must hold a mapping at the top level")
     return data
