@@ -21,7 +21,7 @@ from pipelines.config import load
 from pipelines.data.loader import RankBatches, StreamSpec
 from pipelines.data.manifest import DataError, read_dataset
 from pipelines.train.coverage import shard_of
-from pipelines.train.launch import check_data
+from pipelines.train.preflight import check_data
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from cluster.capacity import Capacity
 from cluster.local import TRIAL_RESOURCE
 from pipelines.config import ConfigError, load, to_dict
 from pipelines.config.schema import StabilityConfig
@@ -91,16 +92,20 @@ def test_optuna_search_is_built_with_a_concurrency_limit():
     assert type(algorithm).__name__ == "ConcurrencyLimiter" and algorithm.max_concurrent == 2
 
 
-def test_concurrency_fills_the_cluster_and_refuses_what_cannot_fit():
+def _nodes(*cpus: float, trial_slots: float = 1024) -> Capacity:
+    nodes = [{"CPU": c} for c in cpus]
+    nodes[0][TRIAL_RESOURCE] = trial_slots
+    return Capacity("a cluster", tuple(nodes), grows=False)
+
+
+def test_concurrency_fills_the_cluster():
     cfg = load("lsgan", overrides=["train.workers=2"])
-    assert concurrency(cfg, {"CPU": 2, TRIAL_RESOURCE: 1024}) == 1
-    assert concurrency(cfg, {"CPU": 64, TRIAL_RESOURCE: 1024}) == 32
-    assert concurrency(load("lsgan", overrides=["train.workers=2", "tune.max_concurrent=3"]),
-                       {"CPU": 64, TRIAL_RESOURCE: 1024}) == 3
-    with pytest.raises(ConfigError, match="one trial needs 2 CPUs"):
-        concurrency(cfg, {"CPU": 1, TRIAL_RESOURCE: 1024})
-    with pytest.raises(ConfigError, match="no 'ganforge_trial' resource"):
-        concurrency(cfg, {"CPU": 64})
+    assert concurrency(cfg, _nodes(2)) == 1
+    assert concurrency(cfg, _nodes(64)) == 32
+    two_threads = load("lsgan", overrides=["train.workers=2", "train.threads_per_worker=2"])
+    assert concurrency(two_threads, _nodes(3, 3, 3)) == 1  # a worker's 2 CPUs are on one node: 3 workers fit, not 4
+    assert concurrency(load("lsgan", overrides=["train.workers=2", "tune.max_concurrent=3"]), _nodes(64)) == 3
+    assert concurrency(cfg, _nodes(64, trial_slots=5)) == 5  # each trial's driver takes a slot
 
 
 # --- the stability monitor -----------------------------------------------------------------

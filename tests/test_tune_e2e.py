@@ -12,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 from ray.tune import Callback
 
+from cluster.capacity import of_connected
 from pipelines.config import load
 from pipelines.errors import SearchInterrupted
 from pipelines.tune.runs import RESTORED_TAG
@@ -66,7 +67,7 @@ def test_asha_search_stops_poor_and_unstable_trials_and_records_the_best(digit_s
     assert reasons[(5.0, 1e-6)] == "early_stopped" and reasons[(2e-4, 1e-4)] in ("completed", "early_stopped")
     assert outcome.best.reason == "completed" and outcome.best.point["optim.lr_g"] == 2e-4
     assert ray.available_resources().get("CPU") == 2  # nothing left holding the workers' CPUs
-    assert concurrency(cfg, ray.cluster_resources()) == 2
+    assert concurrency(cfg, of_connected("the session's Ray")) == 2
 
     client = MlflowClient(outcome.tracking.uri)
     parent = client.get_run(outcome.parent_run_id)

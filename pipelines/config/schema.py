@@ -92,6 +92,9 @@ class TrainConfig:
     max_failures: int = 0  # worker-group restarts Ray Train may do, resuming from the last checkpoint
     max_nonfinite_steps: int = 25  # non-finite optimizer steps in a row (each skipped) that end the run; 0 = never
     storage_path: str = ""  # Ray Train run storage; "" = ./ray_results
+    # Seconds to wait for an autoscaling cluster to grow until it holds the run's workers;
+    # 0 = as long as it takes. A cluster that cannot grow refuses such a run at once.
+    wait_timeout: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("steps", "workers", "threads_per_worker", "log_every", "sample_every",
@@ -103,6 +106,7 @@ class TrainConfig:
         _require(self.ema_rampup >= 0, "train.ema_rampup must be >= 0")
         _require(self.max_failures >= 0, "train.max_failures must be >= 0")
         _require(self.max_nonfinite_steps >= 0, "train.max_nonfinite_steps must be >= 0")
+        _require(self.wait_timeout >= 0, f"train.wait_timeout must be >= 0, got {self.wait_timeout}")
 
 
 @dataclass

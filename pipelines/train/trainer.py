@@ -1,4 +1,5 @@
-"""Ray Train's ``TorchTrainer`` without the Ray Data actor that ganforge never uses.
+"""A run's Ray Train ``TorchTrainer`` (``make_trainer``), without the Ray Data actor that
+ganforge never uses.
 
 Ray Train V2 starts a ``DatasetManager`` actor for every run, whether or not the trainer was
 given Ray Datasets. ganforge streams WebDataset shards inside its workers and passes none, so
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+
+from pipelines.config import RunConfig
 
 
 @functools.cache
@@ -33,3 +36,34 @@ def torch_trainer_class() -> type:
             return [c for c in callbacks if not isinstance(c, DatasetsCallback)]
 
     return GanTrainer
+
+
+def make_trainer(cfg: RunConfig, loop_config: dict[str, Any], name: str, callbacks: list | None = None):
+    """The run's ``TorchTrainer``; called in the process that created the MLflow run, whose
+    node reaches the tracking server, so a loopback server gets its relay here."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig
+
+    from pipelines.tracking.relay import start_relay
+    from pipelines.train.ray_worker import train_worker
+
+    train = cfg.train
+    return torch_trainer_class()(
+        train_worker,
+        train_loop_config={**loop_config, "relay": start_relay(cfg.tracking.uri)},
+        scaling_config=ScalingConfig(num_workers=train.workers, use_gpu=train.use_gpu,
+                                     resources_per_worker=worker_resources(cfg)),
+        torch_config=TorchConfig(backend="nccl" if train.use_gpu else "gloo"),
+        run_config=RayRunConfig(
+            name=name,
+            storage_path=train.storage_path,
+            checkpoint_config=CheckpointConfig(num_to_keep=train.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=train.max_failures),
+            callbacks=callbacks or [],
+        ),
+    )
+
+
+def worker_resources(cfg: RunConfig) -> dict[str, float]:
+    """What each Ray Train worker reserves: its torch threads' CPUs, and a GPU on GPU runs."""
+    return {"CPU": cfg.train.threads_per_worker, **({"GPU": 1} if cfg.train.use_gpu else {})}

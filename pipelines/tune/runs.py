@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from pipelines.config import RunConfig, flatten, to_dict
 from pipelines.config.schema import TrackingConfig
 from pipelines.tracking.runs import end_run, experiment_id, git_commit, reopen_run, start_run
-from pipelines.train.launch import run_params
+from pipelines.train.run_record import run_params
 
 PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
 TRIAL_TAG = "ganforge.trial_id"

@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cluster.capacity import Capacity
 from cluster.local import TRIAL_RESOURCE, alive_nodes, connect
 from gan_core.metrics.inception import weights_path
 from pipelines.config import ConfigError, RunConfig, build, to_dict
 from pipelines.data.manifest import read_dataset
+from pipelines.errors import NotFound, SearchInterrupted
 from pipelines.tracking import store
-from pipelines.tracking.runs import check_reachable, end_run, reopen_run
-from pipelines.train.launch import check_data, check_eval, resolved
-from pipelines.errors import SearchInterrupted
+from pipelines.tracking.runs import end_run, reopen_run
+from pipelines.train.paths import resolved
+from pipelines.train.preflight import check_capacity, check_run
 from pipelines.tune.runs import open_search_run
 from pipelines.tune.schedule import scheduler, search_algorithm
 from pipelines.tune.space import parse_space, with_seeds
@@ -60,14 +62,6 @@ def objective_metric(cfg: RunConfig, resolution: int) -> str:
     return "eval/swd" if resolution >= 16 else "eval/kid_pixels"  # SWD needs room for its pyramid
 
 
-def check_search(cfg: RunConfig) -> None:
-    if not cfg.eval.every:
-        raise ConfigError("ganforge tune ranks trials by their evaluations: eval.every must be > 0")
-    if cfg.eval.every > cfg.train.steps:
-        raise ConfigError(f"eval.every ({cfg.eval.every}) > train.steps ({cfg.train.steps}): a trial would be "
-                          "evaluated only at its end, too late to stop it early")
-
-
 def for_trials(cfg: RunConfig) -> RunConfig:
     """Settings every trial runs with: checkpoints at evaluations (each report Tune scores
     carries one, for PBT), the stability monitor on, enough checkpoints kept per trial."""
@@ -83,23 +77,16 @@ def _checkpoints_kept(cfg: RunConfig) -> int:
     return max(cfg.train.keep_checkpoints, 2)
 
 
-def concurrency(cfg: RunConfig, resources: dict[str, float]) -> int:
-    """As many trials as the cluster holds at once (never more than there are trials): each
-    trial's workers take CPUs (GPUs); the trial's own driver takes only a ``ganforge_trial``
-    unit, so it never holds a CPU its workers wait for."""
-    if not resources.get(TRIAL_RESOURCE):
-        raise ConfigError(f"the Ray cluster has no {TRIAL_RESOURCE!r} resource for trial drivers: start its head with "
-                          f"`ray start --head --resources='{{\"{TRIAL_RESOURCE}\": 64}}'` (ray_cluster.yaml declares it)")
-    per_trial_cpus = cfg.train.workers * cfg.train.threads_per_worker
-    fits = int(resources.get("CPU", 0) // per_trial_cpus)
-    if cfg.train.use_gpu:
-        fits = min(fits, int(resources.get("GPU", 0) // cfg.train.workers))
-    if fits < 1:
-        need = f"{per_trial_cpus} CPUs" + (f" and {cfg.train.workers} GPUs" if cfg.train.use_gpu else "")
-        raise ConfigError(f"one trial needs {need} ({cfg.train.workers} workers) but the cluster has "
-                          f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
+def concurrency(cfg: RunConfig, capacity: Capacity) -> int:
+    """As many trials as the cluster holds at once (never more than there are trials, and at
+    least one: the preflight has checked that one fits): each trial's workers take CPUs (GPUs);
+    the trial's own driver takes only a ``ganforge_trial`` unit, so it never holds a CPU its
+    workers wait for."""
+    from pipelines.train.trainer import worker_resources
+
+    fits = capacity.workers_fit(worker_resources(cfg)) // cfg.train.workers
     limit = cfg.tune.max_concurrent or fits
-    return max(1, min(limit, fits, int(resources[TRIAL_RESOURCE])))
+    return max(1, min(limit, fits, int(capacity.totals().get(TRIAL_RESOURCE, 1))))
 
 
 def _trials_total(cfg: RunConfig, dims: dict) -> int:
@@ -132,8 +119,8 @@ def _prepare(cfg: RunConfig, name: str | None, resume: bool) -> tuple[RunConfig,
     name = name or f"{cfg.gan}-{Path(cfg.data.path).name}-{time.strftime('%m%d-%H%M%S')}"
     folder = Path(cfg.train.storage_path) / name
     if resume and not (folder / STATE).is_file():
-        raise FileNotFoundError(f"no search named {name} in {cfg.train.storage_path} (no {STATE}); "
-                                "pass the name `ganforge tune` printed, and the same train.storage_path")
+        raise NotFound(f"no search named {name} in the storage path {cfg.train.storage_path} (no {STATE}); "
+                       "pass the name `ganforge tune` printed, and the same train.storage_path")
     if not resume and folder.exists():
         raise ConfigError(f"a search named {name} exists in {cfg.train.storage_path}: resume it with --resume {name} "
                           "or choose another --name")
@@ -148,10 +135,7 @@ def run_search(cfg: RunConfig, name: str | None = None, address: str | None = No
     if resume:  # the search's own config, not today's defaults
         state = json.loads((folder / STATE).read_text())
         cfg = resolved(build(state["tree"]))
-    check_search(cfg)
-    check_data(cfg)
-    check_eval(cfg)
-    check_reachable(store.resolve(cfg.tracking).uri)
+    check_run(cfg, search=True)
     dims = with_seeds(parse_space(cfg.tune.space, to_dict(cfg)), cfg.tune.seeds, cfg.train.seed)
     search_algorithm(cfg, dims)  # refuse a bad search/scheduler pair before anything starts
     metric = objective_metric(cfg, read_dataset(cfg.data.path).resolution)
@@ -161,10 +145,8 @@ def run_search(cfg: RunConfig, name: str | None = None, address: str | None = No
     # Tune warns when trials checkpoint often; ganforge sets how many pointers it keeps.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     connect(address, verbose=verbose)
+    limit = concurrency(cfg, check_capacity(cfg, address, search=True))
     store.check_shared(store.resolve(cfg.tracking).uri, alive_nodes())
-    import ray
-
-    limit = concurrency(cfg, ray.cluster_resources())
     if resume:
         parent = state["parent"]
         reopen_run(cfg.tracking, parent, {"ganforge.resumed": time.strftime("%Y-%m-%d %H:%M:%S")})

@@ -23,8 +23,8 @@ from ray.train import UserCallback
 from ray.util.queue import Queue
 
 from pipelines.config import build, to_dict
-from pipelines.train.guard import Diverged
-from pipelines.train.launch import make_trainer, worker_user_error
+from pipelines.errors import Diverged, user_error_of
+from pipelines.train.trainer import make_trainer
 from pipelines.tune.runs import trial_run
 from pipelines.tune.space import apply_point
 
@@ -113,7 +113,7 @@ def run_trial(point: dict[str, Any], search: dict[str, Any]) -> None:
 def _finish_failed(exc: BaseException, last: dict[str, Any]) -> None:
     """An unstable trial ends normally with its reason (the search goes on); anything else
     is an error of the trial."""
-    cause = worker_user_error(exc)
+    cause = user_error_of(exc)
     if not isinstance(cause, Diverged):
         raise exc
     tune.report({**last, "objective": last.get("objective", float("inf")), "stop_reason": cause.reason,

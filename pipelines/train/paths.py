@@ -1,0 +1,30 @@
+"""A run's paths and store URIs made absolute in the driver, so that workers and jobs in other
+directories, or on other nodes, find the same data, storage and tracking store."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from pipelines.config import RunConfig
+from pipelines.tracking import store
+
+
+def _absolute(path: str) -> str:
+    """Local paths made absolute; URLs (http shards, s3:// checkpoint storage) and WebDataset
+    ``pipe:`` commands as they are."""
+    return path if "://" in path or path.startswith("pipe:") else str(Path(path).expanduser().resolve())
+
+
+def resolved(cfg: RunConfig, workdir: Path | None = None) -> RunConfig:
+    """Absolute paths and store URIs, so workers in other directories find the same things."""
+    workdir = (workdir or Path.cwd()).resolve()
+    tracking = store.resolve(cfg.tracking, workdir)
+    if not tracking.run_name:
+        stamp = time.strftime("%m%d-%H%M%S")
+        tracking = dataclasses.replace(tracking, run_name=f"{cfg.gan}-{Path(cfg.data.path).name}-{stamp}")
+    data = dataclasses.replace(cfg.data, path=_absolute(cfg.data.path))
+    storage = cfg.train.storage_path or str(workdir / "ray_results")
+    train = dataclasses.replace(cfg.train, storage_path=_absolute(storage))
+    return dataclasses.replace(cfg, tracking=tracking, data=data, train=train)

@@ -1,0 +1,89 @@
+"""The checks a run passes before any Ray worker starts, for `ganforge train`, `tune` and
+`submit`: what can be checked without a cluster (config, data, evaluation, search) comes
+first and fails with one line; what the run asks of the cluster is checked once connected."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import gan_core
+from cluster.capacity import Capacity, Request, ask_autoscaler, ensure, of_connected
+from cluster.local import TRIAL_RESOURCE
+from gan_core.metrics.inception import WEIGHTS_ENV, weights_path
+from pipelines.config import RunConfig
+from pipelines.data.batches import resolve_domains
+from pipelines.data.loader import StreamSpec, readers
+from pipelines.data.manifest import read_dataset
+from pipelines.errors import ConfigError, DataError
+from pipelines.tracking import store
+from pipelines.tracking.runs import check_reachable
+from pipelines.train.trainer import worker_resources
+
+
+def check_data(cfg: RunConfig) -> None:
+    """Fail in the driver, with a clear message, before Ray starts any worker."""
+    if not cfg.data.path:
+        raise DataError("no data given: pass --data SHARD_FOLDER (see `ganforge data shard`)")
+    dataset = read_dataset(cfg.data.path)
+    domains = resolve_domains(dataset, cfg.gan, gan_core.get(cfg.gan).domains, cfg.data.domain)
+    spec = StreamSpec(world=cfg.train.workers, mode=cfg.data.mode, loader_workers=cfg.data.loader_workers)
+    if cfg.data.mode == "exact" and dataset.estimated_counts:
+        raise DataError(f"data.mode=exact needs each shard's sample count, which {cfg.data.path} (a pattern with "
+                        "no manifest) does not give; use data.mode=resampled, or a shard folder with its manifest.json")
+    if cfg.data.mode == "exact":
+        n_shards = min(len(dataset.domain(d).urls) for d in domains.values())
+        if n_shards < readers(spec):
+            raise DataError(
+                f"data.mode=exact needs at least {readers(spec)} shards ({cfg.train.workers} workers x "
+                f"{max(1, cfg.data.loader_workers)} loader processes) but {cfg.data.path} has {n_shards}; "
+                f"reshard with a smaller --shard-size or use data.mode=resampled")
+
+
+def check_eval(cfg: RunConfig) -> None:
+    """A configured Inception weights file must exist; without one, say once which metrics
+    the run will report instead."""
+    weights = cfg.eval.inception_weights
+    if weights and not Path(weights).expanduser().is_file():
+        raise ConfigError(f"eval.inception_weights: no file at {weights}")
+    if cfg.eval.every and weights_path(weights or None) is None:
+        warnings.warn(f"evaluation without FID Inception weights (set eval.inception_weights or {WEIGHTS_ENV}): "
+                      "the run reports eval/swd and eval/kid_pixels", stacklevel=3)
+
+
+def check_search(cfg: RunConfig) -> None:
+    if not cfg.eval.every:
+        raise ConfigError("ganforge tune ranks trials by their evaluations: eval.every must be > 0")
+    if cfg.eval.every > cfg.train.steps:
+        raise ConfigError(f"eval.every ({cfg.eval.every}) > train.steps ({cfg.train.steps}): a trial would be "
+                          "evaluated only at its end, too late to stop it early")
+
+
+def check_run(cfg: RunConfig, search: bool = False) -> None:
+    """Everything about a run (or, with ``search``, each trial of a search) that can be
+    checked before connecting to Ray."""
+    if search:
+        check_search(cfg)
+    check_data(cfg)
+    check_eval(cfg)
+    check_reachable(store.resolve(cfg.tracking).uri)
+    if cfg.train.amp == "fp16" and not cfg.train.use_gpu:
+        warnings.warn("train.amp=fp16 on CPU is emulated and many times slower; use train.amp=bf16 on CPU",
+                      stacklevel=3)
+
+
+def resource_request(cfg: RunConfig, search: bool = False) -> Request:
+    """What one run (or one trial, whose driver takes a ``ganforge_trial`` unit) asks of Ray."""
+    if search:
+        return Request(cfg.train.workers, worker_resources(cfg), {TRIAL_RESOURCE: 1}, "--workers-per-trial")
+    return Request(cfg.train.workers, worker_resources(cfg))
+
+
+def check_capacity(cfg: RunConfig, address: str | None, search: bool = False) -> Capacity:
+    """In a process connected to Ray: refuse a request the cluster can never hold, or wait
+    (``train.wait_timeout``) for an autoscaler to grow the cluster until it does."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    where = f"the Ray cluster at {address}" if address else "the local Ray instance"
+    return ensure(resource_request(cfg, search), lambda: of_connected(where), cfg.train.wait_timeout,
+                  say=lambda line: print(f"ganforge: {line}", flush=True), ask=ask_autoscaler)

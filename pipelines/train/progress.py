@@ -1,0 +1,52 @@
+"""The driver's progress bar: rank 0's (step, metrics) messages from a Ray queue, drawn as a
+tqdm bar, with a warning when MLflow goes away and when it is back."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any
+
+from tqdm import tqdm
+
+
+class Progress:
+    """Draws rank 0's (step, metrics) messages from a Ray queue as a tqdm bar."""
+
+    def __init__(self, queue: Any, total: int, enabled: bool):
+        self.queue, self.stop = queue, threading.Event()
+        self.outage = False
+        self.bar = tqdm(total=total, desc="train", unit="step", disable=not enabled, dynamic_ncols=True)
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        from ray.util.queue import Empty
+
+        while not self.stop.is_set():
+            try:
+                step, metrics = self.queue.get(timeout=0.5)
+            except Empty:
+                continue
+            except Exception:  # the queue actor is gone: the job ended
+                return
+            self.bar.update(step - self.bar.n)
+            self._report_outage(bool(metrics.get("tracking/outage")), step)
+            self.bar.set_postfix({
+                "D": f"{metrics.get('loss/D', float('nan')):.3f}",
+                "G": f"{metrics.get('loss/G', float('nan')):.3f}",
+                "img/s": f"{metrics.get('perf/images_per_sec', 0):.0f}",
+            }, refresh=False)
+
+    def _report_outage(self, outage: bool, step: int) -> None:
+        if outage and not self.outage:
+            warnings.warn(f"MLflow became unreachable at step {step}: training and checkpoints go on, "
+                          "metrics and images are queued and retried", stacklevel=1)
+        elif self.outage and not outage:
+            warnings.warn(f"MLflow is reachable again at step {step}; queued metrics are being sent", stacklevel=1)
+        self.outage = outage
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.bar.close()

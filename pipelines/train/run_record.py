@@ -1,0 +1,43 @@
+"""A training run's MLflow record, kept by the driver: the run is created (or, for a
+resume, reopened) before any worker starts, and ended as FINISHED, FAILED or KILLED."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pipelines.config import RunConfig, flatten, to_dict
+from pipelines.errors import TrainingFailed, user_error_of
+from pipelines.tracking.runs import end_run, git_commit, reopen_run, start_run
+from pipelines.train.resume import STORAGE_TAG
+
+
+def run_params(cfg: RunConfig) -> dict[str, Any]:
+    """A training run's MLflow params: its whole config but its own id and the search settings."""
+    return {k: v for k, v in flatten(to_dict(cfg)).items() if k != "tracking.run_id" and not k.startswith("tune.")}
+
+
+def open_run(cfg: RunConfig, resume_from: str | None) -> RunConfig:
+    """A new MLflow run, or for a resume the run being continued, reopened; the returned
+    config names it (``tracking.run_id``), so workers and checkpoints know it too."""
+    storage = {STORAGE_TAG: cfg.train.storage_path}  # where `--resume RUN_ID` finds checkpoints
+    if cfg.tracking.run_id:
+        reopen_run(cfg.tracking, cfg.tracking.run_id, {**storage, "ganforge.resumed_from": str(resume_from)})
+        return cfg
+    commit = git_commit()
+    tags = {"gan": cfg.gan, "data": cfg.data.path, "workers": str(cfg.train.workers),
+            "git_commit": commit, "mlflow.source.git.commit": commit, **storage}
+    run_id = start_run(cfg.tracking, cfg.gan, run_params(cfg), tags)
+    return dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id))
+
+
+def close_failed(cfg: RunConfig, exc: BaseException) -> BaseException:
+    """End the MLflow run as FAILED (or KILLED) and return the error the caller should see."""
+    run_id = cfg.tracking.run_id
+    user_error = user_error_of(exc)
+    end_run(cfg.tracking, run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", str(user_error or exc))
+    if user_error is not None:
+        return user_error
+    if isinstance(exc, Exception) and type(exc).__module__.startswith("ray"):
+        return TrainingFailed(f"training run {run_id} failed: {exc}")
+    return exc
