@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from cluster import local_cluster
+from cluster.capacity import Capacity, CapacityError, Request, autoscaler_grows, refusal
 from cluster.local import use_token_if_any
 from cluster.runtime_env import job_runtime_env
 from cluster.state import ClusterState
@@ -94,17 +95,43 @@ def _absolute(path: str) -> str:
 
 
 def submit(command: list[str], address: str | None = None, tracking: str | None = None,
-           job_id: str | None = None) -> tuple[str, str | None]:
+           job_id: str | None = None, request: Request | None = None) -> tuple[str, str | None]:
     """Submit `ganforge COMMAND...` as a Ray job; returns its id and the tracking URI it was
-    given (None: the cluster's own)."""
+    given (None: the cluster's own). ``request``: what the command's run asks of the cluster,
+    checked against it first."""
     if not command:
         raise JobsError("nothing to submit: give a ganforge command after --, e.g. `ganforge submit -- train lsgan ...`")
     url = dashboard_address(address)
     jobs = client(url)
+    if request is not None:
+        check_room(jobs, request)
     local = local_cluster.load_alive()
     uri = tracking_uri(tracking, local if local is not None and local.dashboard_url == url else None)
     entrypoint = shlex.join(["python", "-m", "pipelines.cli.main", *absolute_data_paths(command)])
     return _submit_when_ready(jobs, entrypoint=entrypoint, runtime_env=job_runtime_env(uri), submission_id=job_id), uri
+
+
+def cluster_capacity(jobs) -> Capacity:
+    """The cluster behind a Jobs API: its alive nodes (Ray's state API) and whether an
+    autoscaler may add more (its status report, which the dashboard serves). Both go
+    through the dashboard with the cluster's token, as the Jobs SDK sends it."""
+    from ray.util.state import list_nodes
+
+    url = jobs.get_address()
+    nodes = list_nodes(address=url, filters=[("state", "=", "ALIVE")], detail=True, raise_on_missing_output=False)
+    response = jobs._do_request("GET", "/api/cluster_status")  # the SDK's authenticated request
+    status = (response.json().get("data") or {}).get("clusterStatus") if response.status_code == 200 else None
+    return Capacity(f"the Ray cluster at {url}", tuple(dict(n.resources_total) for n in nodes), autoscaler_grows(status))
+
+
+def check_room(jobs, request: Request) -> None:
+    """Refuse a job whose run could never start on this cluster. A cluster with an autoscaler
+    may still grow: the job's own driver waits for it, and says so in the job's logs."""
+    capacity = cluster_capacity(jobs)
+    if capacity.holds(request):
+        return
+    if not capacity.grows or capacity.beyond_ceiling(request):
+        raise CapacityError(refusal(request, capacity))
 
 
 def _submit_when_ready(jobs, timeout: float = AGENT_WAIT_S, **job) -> str:
@@ -118,6 +145,18 @@ def _submit_when_ready(jobs, timeout: float = AGENT_WAIT_S, **job) -> str:
             if "No available agent" not in str(exc) or time.monotonic() > deadline:
                 raise
         time.sleep(2)
+
+
+def job_info(jobs, job_id: str):
+    """The job's info from the Jobs API; a job id the cluster does not know is a one-line
+    error that names the cluster."""
+    try:
+        return jobs.get_job_info(job_id)
+    except RuntimeError as exc:
+        if "status code 404" in str(exc) or "does not exist" in str(exc):
+            raise JobsError(f"no job {job_id} on the Ray cluster at {jobs.get_address()} "
+                            "(`ganforge jobs list` lists its jobs)") from exc
+        raise JobsError(f"the Ray Jobs API at {jobs.get_address()} refused: {str(exc).splitlines()[0]}") from exc
 
 
 def wait(jobs, job_id: str, timeout: float, poll: float = 1.0) -> str:

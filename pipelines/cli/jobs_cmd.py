@@ -40,13 +40,14 @@ def run_list(args: argparse.Namespace) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    info = jobs.client(args.address).get_job_info(args.job_id)
+    info = jobs.job_info(jobs.client(args.address), args.job_id)
     print(f"{args.job_id}: {info.status.value}" + (f" ({info.message})" if info.message else ""))
     return 0 if info.status.value != "FAILED" else 1
 
 
 def run_logs(args: argparse.Namespace) -> None:
     client = jobs.client(args.address)
+    jobs.job_info(client, args.job_id)  # an unknown id: one line naming the cluster
     if not args.follow:
         print(client.get_job_logs(args.job_id), end="")
         return
@@ -55,5 +56,7 @@ def run_logs(args: argparse.Namespace) -> None:
 
 
 def run_stop(args: argparse.Namespace) -> None:
-    stopped = jobs.client(args.address).stop_job(args.job_id)
+    client = jobs.client(args.address)
+    jobs.job_info(client, args.job_id)
+    stopped = client.stop_job(args.job_id)
     print(f"{args.job_id}: {'stop requested' if stopped else 'not running'}")

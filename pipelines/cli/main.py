@@ -7,6 +7,7 @@ import argparse
 import sys
 import warnings
 
+from cluster.capacity import CapacityError
 from cluster.jobs import JobsError
 from cluster.local_cluster import ClusterError
 from pipelines.cli import (cluster_cmd, data_cmd, evaluate_cmd, generate_cmd, jobs_cmd, submit_cmd, train_cmd,
@@ -17,9 +18,9 @@ from pipelines.errors import DataError, Diverged, SearchInterrupted, TrainingFai
 # Command modules import torch, Ray and MLflow inside the functions that run a command, so
 # `ganforge --help`, `data`, `cluster` and `jobs` never pay for them (tests/test_cli_startup.py).
 
-# Problems a user fixes by changing the command: one line, no traceback. Anything else is a
-# bug and keeps its traceback.
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ConnectionError, ClusterError, JobsError)
+# Problems a user fixes by changing the command: one line, no traceback (NotFound, a reference
+# that does not exist, is a FileNotFoundError). Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ConnectionError, ClusterError, JobsError, CapacityError)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,6 +67,12 @@ def _one_line_warnings() -> None:
     warnings.formatwarning = format_warning
 
 
+def one_line(exc: BaseException) -> str:
+    """The error as one line: a message from a library (a server's reply, a parser's report)
+    may span several."""
+    return " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     _one_line_warnings()
     args = parser().parse_args(argv)
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ganforge: {exc}", file=sys.stderr)
         return 1
     except USER_ERRORS as exc:
-        print(f"ganforge: error: {exc}", file=sys.stderr)
+        print(f"ganforge: error: {one_line(exc)}", file=sys.stderr)
         return 2
     return int(result or 0)
 

@@ -1,6 +1,8 @@
 """Load a trained GAN's sampling nets from what training leaves behind, on CPU or GPU:
 
 * an MLflow run id: its ``generator`` artifact (EMA weights), else its ``checkpoint``;
+* a ``runs:/RUN_ID/PATH`` URI, or a registered model version (``models:/NAME@ALIAS``,
+  ``models:/NAME/VERSION``: the generator a search registers);
 * a folder written by ``export_generator`` (``generator.pt`` + ``config.json``);
 * a checkpoint folder or ``state.pt`` file (Ray Train's checkpoints, the MLflow ``checkpoint``
   artifact): EMA copies where there are any.
@@ -23,6 +25,7 @@ import gan_core
 from gan_core.interface import GAN
 from pipelines.config.load import build_dataclass
 from pipelines.config.schema import TrackingConfig
+from pipelines.errors import NotFound
 from pipelines.train.checkpoint import CONFIG, GENERATOR, STATE, load_checkpoint
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -64,29 +67,86 @@ def _from_checkpoint(path: Path, device: torch.device) -> Trained:
     return _build(meta, weights, device, str(path))
 
 
-def _from_run(run_id: str, tracking: TrackingConfig, device: torch.device) -> Trained:
-    from mlflow import MlflowClient  # only this source needs MLflow
-
-    client = MlflowClient(tracking.uri)
-    names = {a.path for a in client.list_artifacts(run_id)}
-    target = "generator" if "generator" in names else "checkpoint" if "checkpoint" in names else None
-    if target is None:
-        raise FileNotFoundError(f"MLflow run {run_id} has no generator or checkpoint artifact (did it finish?)")
-    folder = Path(tempfile.mkdtemp(prefix="ganforge-run-"))
-    local = Path(client.download_artifacts(run_id, target, str(folder)))
-    trained = _from_export(local, device) if target == "generator" else _from_checkpoint(local, device)
-    trained.source = f"MLflow run {run_id} ({target})"
+def _from_folder(folder: Path, device: torch.device, source: str) -> Trained:
+    """An exported generator or a checkpoint, whichever ``folder`` holds."""
+    if (folder / GENERATOR).is_file():
+        trained = _from_export(folder, device)
+    elif (folder / STATE).is_file():
+        trained = _from_checkpoint(folder, device)
+    else:
+        raise NotFound(f"{source} holds neither an exported generator ({GENERATOR}) nor a checkpoint ({STATE})")
+    trained.source = source
     return trained
 
 
+def _from_run(run_id: str, tracking: TrackingConfig, device: torch.device) -> Trained:
+    from mlflow import MlflowClient  # only these sources need MLflow
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking.uri)
+    try:
+        names = {a.path for a in client.list_artifacts(run_id)}
+    except MlflowException as exc:
+        raise NotFound(f"no MLflow run {run_id} in the tracking store {tracking.uri}") from exc
+    target = "generator" if "generator" in names else "checkpoint" if "checkpoint" in names else None
+    if target is None:
+        raise NotFound(f"MLflow run {run_id} in {tracking.uri} has no generator or checkpoint artifact "
+                       "(did it finish?)")
+    return _from_run_path(client, run_id, target, device)
+
+
+def _from_run_path(client, run_id: str, path: str, device: torch.device) -> Trained:
+    folder = Path(tempfile.mkdtemp(prefix="ganforge-run-"))
+    local = Path(client.download_artifacts(run_id, path, str(folder)))
+    return _from_folder(local, device, f"MLflow run {run_id} ({path})")
+
+
+def _from_uri(uri: str, tracking: TrackingConfig, device: torch.device) -> Trained:
+    """``runs:/RUN_ID/PATH``, ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``, looked up in
+    the tracking store (whose model registry a local store holds too)."""
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking.uri, registry_uri=tracking.uri)
+    try:
+        if uri.startswith("runs:/"):
+            run_id, _, path = uri.removeprefix("runs:/").partition("/")
+            return _from_run_path(client, run_id, path or "generator", device)
+        name, alias, version = _model_reference(uri)
+        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+        local = Path(download_artifacts(artifact_uri=found.source, dst_path=tempfile.mkdtemp(prefix="ganforge-model-"),
+                                        tracking_uri=tracking.uri))
+    except MlflowException as exc:
+        where = "tracking store" if uri.startswith("runs:/") else "model registry of"
+        raise NotFound(f"no {uri} in the {where} {tracking.uri}: {exc.message.splitlines()[0]}") from exc
+    return _from_folder(local, device, f"{uri} (version {found.version}, run {found.run_id})")
+
+
+def _model_reference(uri: str) -> tuple[str, str, str]:
+    """``models:/NAME@ALIAS`` -> (NAME, ALIAS, ""); ``models:/NAME/VERSION`` -> (NAME, "", VERSION)."""
+    rest = uri.removeprefix("models:/")
+    if "@" in rest:
+        name, _, alias = rest.partition("@")
+        return name, alias, ""
+    name, _, version = rest.rpartition("/")
+    if not name or not version.isdigit():
+        raise NotFound(f"{uri} is not a registry URI of the form models:/NAME@ALIAS or models:/NAME/VERSION")
+    return name, "", version
+
+
 def load_trained(source: str, tracking: TrackingConfig, device: str | torch.device = "cpu") -> Trained:
+    """``source``: a run id, a ``runs:/`` or ``models:/`` URI, or a local folder or file."""
     device = torch.device(device)
     path = Path(source).expanduser()
     if path.is_dir() and (path / GENERATOR).is_file():
         return _from_export(path, device)
     if path.exists() and (path.is_file() or (path / STATE).is_file()):
         return _from_checkpoint(path, device)
-    if RUN_ID.match(source):
-        return _from_run(source, tracking, device)
-    raise FileNotFoundError(f"{source} is neither a checkpoint or generator folder, a state.pt file, "
-                            f"nor an MLflow run id")
+    if source.startswith(("runs:/", "models:/")) or RUN_ID.match(source):
+        from pipelines.tracking.runs import check_store  # MLflow: only for these sources
+
+        check_store(tracking.uri)
+        return _from_uri(source, tracking, device) if ":/" in source else _from_run(source, tracking, device)
+    raise NotFound(f"no generator or checkpoint at {source} (a folder with {GENERATOR} or {STATE}, or a state.pt "
+                   f"file), and it is neither an MLflow run id nor a runs:/ or models:/ URI")

@@ -20,6 +20,7 @@ from mlflow.entities import Metric, Param, RunTag
 from PIL import Image
 
 from pipelines.config.schema import TrackingConfig
+from pipelines.errors import NotFound
 from pipelines.tracking.store import quiet_mlflow_logs
 
 PARAM_BATCH = 100  # MLflow's limit of params per log_batch call
@@ -86,6 +87,15 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     except OSError as exc:
         raise ConnectionError(f"MLflow tracking server {uri} is not reachable ({exc}); start it, "
                               f"or leave tracking.uri empty for the local store") from exc
+
+
+def check_store(uri: str) -> None:
+    """Before a run or model is looked up in ``uri``: a server must answer, and a SQLite store
+    must exist (MLflow would create an empty one, and then find nothing in it)."""
+    check_reachable(uri)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise NotFound(f"no MLflow store at {uri} (no such file): pass --tracking-uri, or run the command "
+                       "in the folder the run was made in")
 
 
 def fail_fast_client(uri: str) -> MlflowClient:

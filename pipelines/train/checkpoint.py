@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from pipelines.errors import DataError, NotFound
 
 STATE = "state.pt"
 CONFIG = "config.json"
@@ -41,8 +44,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     path = Path(path)
     file = path / STATE if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path} (expected {STATE})")
-    return torch.load(file, map_location=device, weights_only=True)
+        raise NotFound(f"no checkpoint at {path} (expected {STATE})")
+    try:
+        return torch.load(file, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:  # not a torch file, or a truncated one
+        # torch's own message would suggest weights_only=False, which ganforge never does
+        raise DataError(f"{file} is not a checkpoint ganforge can read ({type(exc).__name__})") from exc
 
 
 def export_generator(folder: str | Path, nets: dict[str, torch.nn.Module], meta: dict[str, Any]) -> Path:

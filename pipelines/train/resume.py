@@ -13,6 +13,7 @@ from typing import Iterable
 from pipelines.config import ConfigError, RunConfig, build
 from pipelines.config.load import apply_overrides
 from pipelines.config.schema import TrackingConfig
+from pipelines.errors import NotFound
 from pipelines.inference.model import RUN_ID
 from pipelines.train.checkpoint import CONFIG, STATE
 
@@ -28,18 +29,22 @@ def _from_run(run_id: str, tracking: TrackingConfig) -> Path:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from pipelines.tracking.runs import check_store
+
+    check_store(tracking.uri)
     client = MlflowClient(tracking.uri)
     try:
         run = client.get_run(run_id)
     except MlflowException as exc:
-        raise FileNotFoundError(f"no MLflow run {run_id} in {tracking.uri}") from exc
+        raise NotFound(f"no MLflow run {run_id} in the tracking store {tracking.uri}") from exc
     storage = run.data.tags.get(STORAGE_TAG)
     newest = _newest(Path(storage).glob(f"ganforge-{run_id}*")) if storage else None
     if newest is not None:
         return newest
     if any(a.path == "checkpoint" for a in client.list_artifacts(run_id)):
         return Path(client.download_artifacts(run_id, "checkpoint", tempfile.mkdtemp(prefix="ganforge-resume-")))
-    raise FileNotFoundError(f"MLflow run {run_id} has no checkpoint to resume from (none in {storage} or its artifacts)")
+    raise NotFound(f"MLflow run {run_id} in {tracking.uri} has no checkpoint to resume from (none in the storage "
+                   f"path {storage} or in its artifacts)")
 
 
 def find_checkpoint(source: str, tracking: TrackingConfig) -> Path:
@@ -50,7 +55,7 @@ def find_checkpoint(source: str, tracking: TrackingConfig) -> Path:
         return path
     if RUN_ID.match(source):
         return _from_run(source, tracking)
-    raise FileNotFoundError(f"{source} is neither a checkpoint folder (with {STATE}) nor an MLflow run id")
+    raise NotFound(f"no checkpoint at {source} (a checkpoint folder holds {STATE}), and it is not an MLflow run id")
 
 
 def resume_config(gan: str, checkpoint: Path, overrides: Iterable[str]) -> RunConfig:

@@ -20,6 +20,7 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
 from pipelines.config import RunConfig
+from pipelines.errors import NotFound
 from pipelines.tune.runs import find_trial_run
 from pipelines.tune.space import SEED_KEY, apply_point
 from pipelines.tune.tracker import UNSTABLE, stop_reason
@@ -205,14 +206,17 @@ def best_config(parent: str, tracking_uri: str) -> dict[str, Any]:
     """The config tree of a search's best trial, for ``ganforge train --from-search``."""
     from mlflow.artifacts import download_artifacts
 
+    from pipelines.tracking.runs import check_store
+
+    check_store(tracking_uri)
     try:
         MlflowClient(tracking_uri).get_run(parent)
     except MlflowException as exc:
-        raise FileNotFoundError(f"no MLflow run {parent} in {tracking_uri}") from exc
+        raise NotFound(f"no MLflow run {parent} in the tracking store {tracking_uri}") from exc
     try:
         with tempfile.TemporaryDirectory(prefix="ganforge-best-") as folder:
             path = download_artifacts(run_id=parent, artifact_path=BEST_CONFIG, dst_path=folder, tracking_uri=tracking_uri)
             return yaml.safe_load(Path(path).read_text())
     except (MlflowException, OSError) as exc:
-        raise FileNotFoundError(f"run {parent} has no {BEST_CONFIG}: it is not a finished search, or no trial "
-                                "completed its budget without instability") from exc
+        raise NotFound(f"run {parent} in {tracking_uri} has no {BEST_CONFIG}: it is not a finished search, or no "
+                       "trial completed its budget without instability") from exc
