@@ -16,3 +16,17 @@ def add_cluster_options(p: argparse.ArgumentParser, verbose_help: str) -> None:
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local instance)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help=verbose_help)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Where a run logs, and how long it waits for an autoscaling cluster to make room."""
+    p.add_argument("--tracking-uri", help="MLflow store or server the run logs to, and where --resume / "
+                                          "--from-search look runs up (tracking.uri; default: "
+                                          "$MLFLOW_TRACKING_URI or ./mlflow.db)")
+    p.add_argument("--wait-timeout", type=float, metavar="SECONDS",
+                   help="on a cluster with an autoscaler, how long to wait for room for the workers before giving "
+                        "up (train.wait_timeout; default 0: no limit). A cluster that cannot grow refuses at once")
+
+
+def run_option_overrides(args: argparse.Namespace) -> dict[str, object]:
+    return {"tracking.uri": args.tracking_uri, "train.wait_timeout": args.wait_timeout}

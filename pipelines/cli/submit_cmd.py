@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cluster import jobs
 
@@ -22,9 +23,30 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def requested(command: list[str]):
+    """What a submitted `train` or `tune` asks of the cluster, read as the job will read it
+    (a mistyped command fails here, before it is sent); None for other commands, or where the
+    command's config files are not on this machine (the job's own preflight checks it then)."""
+    if command[:1] not in (["train"], ["tune"]):
+        return None
+    from pipelines.cli import main, train_cmd, tune_cmd
+    from pipelines.config import ConfigError, load
+    from pipelines.train.preflight import resource_request
+
+    args = main.parser().parse_args(command)
+    flags = train_cmd.flag_overrides(args) if args.command == "train" else tune_cmd.flag_overrides(args)
+    try:
+        cfg = load(args.gan, args.config, flags + args.overrides)
+    except ConfigError:
+        if all(Path(f).is_file() for f in args.config):
+            raise
+        return None
+    return resource_request(cfg, search=args.command == "tune")
+
+
 def run(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    job_id, uri = jobs.submit(command, args.address, args.tracking_uri, args.job_id)
+    job_id, uri = jobs.submit(command, args.address, args.tracking_uri, args.job_id, requested(command))
     print(f"submitted job {job_id}, logging to {uri or 'the cluster head MLFLOW_TRACKING_URI'}")
     if not args.wait:
         print(f"follow it with `ganforge jobs logs {job_id} --follow`")

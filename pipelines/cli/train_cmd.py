@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.cli.options import add_cluster_options, add_config_options
+from pipelines.cli.options import add_cluster_options, add_config_options, add_run_options, run_option_overrides
 from pipelines.cli.ui_cmd import ui_hint
 from pipelines.config import ConfigError, RunConfig, build, load
 from pipelines.config.load import apply_overrides
-from pipelines.config.schema import TrackingConfig
 from pipelines.tracking import store
 
 
@@ -21,6 +20,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="per-worker batch (data.batch_size)")
     p.add_argument("--gpus", action="store_true", help="one GPU per worker, NCCL (train.use_gpu)")
     add_config_options(p, "optim.lr_d=4e-4")
+    add_run_options(p)
     p.add_argument("--resume", metavar="RUN_OR_CHECKPOINT",
                    help="continue a run (same MLflow run and step axis) from its newest checkpoint, or from a "
                         "checkpoint folder; flags and --set still apply, e.g. --steps to train longer")
@@ -31,16 +31,17 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _flag_overrides(args: argparse.Namespace) -> list[str]:
+def flag_overrides(args: argparse.Namespace) -> list[str]:
     flags = {"data.path": args.data, "train.workers": args.workers, "train.steps": args.steps,
-             "data.batch_size": args.batch_size, "train.use_gpu": True if args.gpus else None}
+             "data.batch_size": args.batch_size, "train.use_gpu": True if args.gpus else None,
+             **run_option_overrides(args)}
     return [f"{key}={value}" for key, value in flags.items() if value is not None]
 
 
-def from_search(gan: str, parent: str, overrides: list[str]) -> RunConfig:
+def from_search(gan: str, parent: str, overrides: list[str], tracking_uri: str) -> RunConfig:
     from pipelines.tune.summary import best_config
 
-    tree = best_config(parent, store.resolve(TrackingConfig()).uri)
+    tree = best_config(parent, tracking_uri)
     if tree.get("gan") != gan:
         raise ConfigError(f"search run {parent} tuned {tree.get('gan')}, not {gan}")
     return build(apply_overrides(tree, overrides))
@@ -51,18 +52,18 @@ def run(args: argparse.Namespace) -> None:
     from pipelines.train.resume import find_checkpoint, resume_config
 
     # Flags first, so an explicit --set wins over them.
-    overrides = _flag_overrides(args) + args.overrides
+    overrides = flag_overrides(args) + args.overrides
+    cfg = load(args.gan, args.config, overrides)
     checkpoint = None
+    if args.resume or args.from_search:  # looked up in the store that the flags, --config and --set name
+        tracking = store.resolve(cfg.tracking)
     if args.resume:
-        tracking = store.resolve(TrackingConfig())
         checkpoint = find_checkpoint(args.resume, tracking)
         cfg = resume_config(args.gan, checkpoint, overrides)
         print(f"resuming {cfg.tracking.run_id or 'as a new run'} from {checkpoint}")
     elif args.from_search:
-        cfg = from_search(args.gan, args.from_search, overrides)
+        cfg = from_search(args.gan, args.from_search, overrides, tracking.uri)
         print(f"training the best config of search run {args.from_search}")
-    else:
-        cfg = load(args.gan, args.config, overrides)
     outcome = train(cfg, address=args.address, progress=not args.no_progress, verbose=args.verbose,
                     resume_from=str(checkpoint) if checkpoint else None)
     shown = {k: round(v, 4) for k, v in outcome.metrics.items() if k.startswith(("loss/", "perf/images"))}

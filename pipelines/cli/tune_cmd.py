@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.cli.options import add_cluster_options, add_config_options
+from pipelines.cli.options import add_cluster_options, add_config_options, add_run_options, run_option_overrides
 from pipelines.cli.ui_cmd import ui_hint
 from pipelines.config import load
 from pipelines.config.schema import DEFAULT_SPACE, SCHEDULERS, SEARCHES
@@ -28,21 +28,23 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="the search's name (its folder in train.storage_path); default <gan>-<data>-<time>")
     p.add_argument("--resume", metavar="NAME", help="continue an interrupted search; finished trials are not repeated")
     add_config_options(p, "eval.every=200")
+    add_run_options(p)
     add_cluster_options(p, "show Ray's logs")
     p.set_defaults(func=run)
 
 
-def _flag_overrides(args: argparse.Namespace) -> list[str]:
+def flag_overrides(args: argparse.Namespace) -> list[str]:
     flags = {"data.path": args.data, "tune.samples": args.samples, "tune.seeds": args.seeds,
              "train.workers": args.workers_per_trial,
-             "train.steps": args.steps, "tune.search": args.search, "tune.scheduler": args.scheduler}
+             "train.steps": args.steps, "tune.search": args.search, "tune.scheduler": args.scheduler,
+             **run_option_overrides(args)}
     return [f"{key}={value}" for key, value in flags.items() if value is not None]
 
 
 def run(args: argparse.Namespace) -> None:
     from pipelines.tune.search import run_search  # Ray Tune loads in seconds: only when searching
 
-    cfg = load(args.gan, args.config, _flag_overrides(args) + args.overrides)
+    cfg = load(args.gan, args.config, flag_overrides(args) + args.overrides)
     if args.space:  # a --space entry replaces the YAML's entry for the same key (parse_space keeps the last)
         cfg.tune.space = [*cfg.tune.space, *args.space]
     outcome = run_search(cfg, name=args.resume or args.name, address=args.address, resume=bool(args.resume),
