@@ -45,7 +45,6 @@ def plain_rate(cfg) -> float:
     """The same loop, engine and data stream in this process, with no Ray and no tracking."""
     import torch
 
-    from pipelines.config import to_dict
     from pipelines.data.manifest import read_dataset
     from pipelines.train import loop
     from pipelines.train.setup import build_batches, build_engine
@@ -55,7 +54,7 @@ def plain_rate(cfg) -> float:
     engine = build_engine(cfg, dataset, torch.device("cpu"))
     data = build_batches(cfg, dataset, engine)
     hooks = loop.CollectingHooks()
-    loop.run(cfg, to_dict(cfg), engine, data, hooks)
+    loop.run(cfg, engine, data, hooks)
     return steady_rate(hooks.logs)
 
 

@@ -11,7 +11,7 @@ from conftest import invert
 import gan_core
 from gan_core.metrics import sliced_wasserstein_distance
 from gan_core.nets.modes import eval_mode
-from pipelines.config import load, to_dict
+from pipelines.config import load
 from pipelines.data.batches import Batches
 from pipelines.data.demo import photo_crops
 from pipelines.data.loader import RankBatches, StreamSpec
@@ -46,7 +46,7 @@ def _train(name, steps, overrides, shards, domains, data_order):
     engine = Engine(gan_core.get(name)(cfg.model, ds.resolution, ds.channels), cfg.optim, cfg.train,
                     torch.device("cpu"), cfg.data.batch_size)
     data = Batches(ds, domains, StreamSpec(mode="resampled", loader_workers=0, seed=data_order), cfg.data.batch_size)
-    return engine, lambda: loop.run(cfg, to_dict(cfg), engine, data, loop.CollectingHooks())
+    return engine, lambda: loop.run(cfg, engine, data, loop.CollectingHooks())
 
 
 def unconditional(name: str, shards: str, data_order: int = 0) -> dict[str, float]:

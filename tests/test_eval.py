@@ -95,7 +95,7 @@ def test_two_ranks_give_the_single_process_value(name, held_out_digits, inverted
 
 
 def test_the_loop_evaluates_every_k_steps_and_at_the_end(held_out_digits):
-    from pipelines.config import load, to_dict
+    from pipelines.config import load
     from pipelines.data.batches import Batches
     from pipelines.data.loader import StreamSpec
     from pipelines.train import loop
@@ -106,7 +106,7 @@ def test_the_loop_evaluates_every_k_steps_and_at_the_end(held_out_digits):
     cfg = load("lsgan", overrides=[*TINY["lsgan"][0], "data.batch_size=4", "train.steps=5", "eval.every=2"])
     data = Batches(read_dataset(held_out_digits), {"image": "image"}, StreamSpec(loader_workers=0), 4)
     hooks = loop.CollectingHooks()
-    last = loop.run(cfg, to_dict(cfg), engine, data, hooks, evaluator=evaluator)
+    last = loop.run(cfg, engine, data, hooks, evaluator=evaluator)
     assert [step for step, _ in hooks.evals] == [2, 4, 5]
     assert last["eval/swd"] == hooks.evals[-1][1]["eval/swd"] > 0
 

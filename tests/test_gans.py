@@ -10,7 +10,7 @@ from spawn_helpers import spawn_gloo
 from tiny import TINY, tiny_batch, tiny_engine
 
 import gan_core
-from pipelines.config import load, to_dict
+from pipelines.config import load
 from pipelines.train.checkpoint import load_checkpoint, save_checkpoint
 from pipelines.train.loop import Position, checkpoint_state
 
@@ -70,7 +70,7 @@ def test_checkpoint_round_trip_is_exact_and_training_continues_identically(name,
     for i in range(5):
         a.train_step(tiny_batch(name, i))
     cfg = load(name, overrides=TINY[name][0])
-    save_checkpoint(tmp_path / "ck", checkpoint_state(a, Position(1, 3), to_dict(cfg)))
+    save_checkpoint(tmp_path / "ck", checkpoint_state(a, Position(1, 3), cfg))
 
     torch.manual_seed(123)
     b = tiny_engine(name, ema)

@@ -9,7 +9,7 @@ import torch.distributed as dist
 from spawn_helpers import spawn_gloo
 from tiny import tiny_batch, tiny_engine
 
-from pipelines.config import load, to_dict
+from pipelines.config import load
 from pipelines.train.guard import Diverged
 from pipelines.train.loop import Position, checkpoint_state
 
@@ -55,7 +55,7 @@ def test_k_non_finite_steps_in_a_row_end_the_run_as_diverged():
 
 def test_no_checkpoint_from_non_finite_weights():
     engine = tiny_engine("lsgan")
-    cfg = to_dict(load("lsgan"))
+    cfg = load("lsgan")
     assert checkpoint_state(engine, Position(), cfg)["engine"]["step"] == 0
     with torch.no_grad():
         next(engine.raw["G"].parameters())[0] = float("inf")

@@ -67,7 +67,7 @@ def _plain_rank(rank, world, cfg_tree, folder):
     dataset = read_dataset(cfg.data.path)
     engine = build_engine(cfg, dataset, torch.device("cpu"))
     hooks = _SavingHooks(chief=rank == 0, folder=folder)
-    loop.run(cfg, cfg_tree, engine, build_batches(cfg, dataset, engine, rank, world), hooks, rank=rank)
+    loop.run(cfg, engine, build_batches(cfg, dataset, engine, rank, world), hooks, rank=rank)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,14 @@ import time
 from dataclasses import dataclass
 
 from cluster.local import alive_nodes, connect
-from pipelines.config import RunConfig, to_dict
+from pipelines.config import RunConfig
 from pipelines.tracking import store
 from pipelines.tracking.runs import end_run
 from pipelines.train.paths import resolved
 from pipelines.train.preflight import check_capacity, check_run
 from pipelines.train.progress import Progress
 from pipelines.train.run_record import close_failed, open_run
+from pipelines.train.run_spec import RunSpec
 from pipelines.train.trainer import make_trainer
 
 
@@ -43,8 +44,7 @@ def train(cfg: RunConfig, address: str | None = None, progress: bool = True, ver
 
         queue = Queue(maxsize=1000, actor_options={"num_cpus": 0})  # must not take a worker's CPU
         bar = Progress(queue, cfg.train.steps, progress)
-        loop_config = {"config": to_dict(cfg), "run_id": run_id, "progress": queue, "resume_from": resume_from}
-        result = make_trainer(cfg, loop_config, name).fit()
+        result = make_trainer(RunSpec(cfg, resume_from, progress=queue), name).fit()
     except BaseException as exc:
         error = close_failed(cfg, exc)
         if error is exc:

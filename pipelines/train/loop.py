@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 import torch
 import torch.distributed as dist
 
+from pipelines.config.load import to_dict
 from pipelines.config.schema import RunConfig, TrainConfig
 from pipelines.data.tensors import to_model_batch
 from pipelines.train.engine import Engine
@@ -109,12 +110,12 @@ class Position:
     batch: int = 0
 
 
-def checkpoint_state(engine: Engine, position: Position, cfg_tree: dict[str, Any]) -> dict[str, Any]:
+def checkpoint_state(engine: Engine, position: Position, cfg: RunConfig) -> dict[str, Any]:
     if not engine.weights_finite():  # never a checkpoint that would resume into NaNs
         raise Diverged(f"diverged: non-finite weights at step {engine.step}; no checkpoint written")
     image = {"resolution": engine.gan.resolution, "channels": engine.gan.channels}  # to rebuild the nets
     return {"engine": engine.state_dict(), "epoch": position.epoch, "batch": position.batch,
-            "config": cfg_tree, "image": image}
+            "config": to_dict(cfg), "image": image}  # a plain tree: loads with weights_only=True
 
 
 def checkpoint_due(train: TrainConfig, step: int) -> bool:
@@ -158,7 +159,7 @@ def _batches(data: Batches, position: Position, exact: bool) -> Iterator[dict]:
         position.epoch, position.batch = position.epoch + 1, 0
 
 
-def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: Batches, hooks: Hooks,
+def run(cfg: RunConfig, engine: Engine, data: Batches, hooks: Hooks,
         rank: int = 0, position: Position | None = None, evaluator: Evaluate | None = None,
         node: str = "") -> dict[str, float]:
     """Train until ``cfg.train.steps``; returns the last logged metrics (and evaluation's).
@@ -191,7 +192,7 @@ def run(cfg: RunConfig, cfg_tree: dict[str, Any], engine: Engine, data: Batches,
             if monitor is not None and not done:  # a run that used its budget ends normally
                 monitor.check(step, last, evaluated)
         if checkpoint_due(train, step):
-            state = checkpoint_state(engine, position, cfg_tree) if hooks.chief else None
+            state = checkpoint_state(engine, position, cfg) if hooks.chief else None
             hooks.on_checkpoint(step, state, final=done)
         counters.tick += time.perf_counter() - hook_start  # throughput counts training, not hooks
     complete = position.epoch > coverage.epoch or position.batch >= data.batches_in_epoch(coverage.epoch)

@@ -15,7 +15,6 @@ import ray.train
 import ray.train.torch
 import torch
 
-from pipelines.config import build
 from pipelines.config.schema import OptimConfig
 from pipelines.data.manifest import read_dataset
 from pipelines.eval.evaluator import make_evaluator
@@ -25,6 +24,7 @@ from pipelines.train import loop
 from pipelines.train.checkpoint import export_generator, load_checkpoint, save_checkpoint
 from pipelines.train.device import configure_device
 from pipelines.train.engine import Engine
+from pipelines.train.run_spec import RunSpec
 from pipelines.train.setup import build_batches, build_engine
 
 if TYPE_CHECKING:
@@ -107,16 +107,21 @@ def _restore(engine: Engine, resume_from: str | None, optim: OptimConfig, device
     return loop.Position(int(state["epoch"]), int(state.get("batch", 0)))
 
 
-def _chief_logger(uri: str, run_id: str, relay: Any) -> RunLogger:
+def _chief_logger(spec: RunSpec, world: int, device: torch.device) -> RunLogger:
     from pipelines.tracking.relay import RelayClient
     from pipelines.tracking.runs import RunLogger  # MLflow takes about a second to import: rank 0 alone logs
 
-    return RunLogger(uri, run_id, RelayClient(relay) if relay is not None else None)
+    logger = RunLogger(spec.config.tracking.uri, spec.run_id, RelayClient(spec.relay) if spec.relay is not None else None)
+    # What the job really ran on, as opposed to what was asked for.
+    logger.tags({"ganforge.world_size": str(world), "ganforge.device": str(device),
+                 "ganforge.backend": torch.distributed.get_backend() if world > 1 else "none",
+                 "ganforge.tracking_path": "direct" if spec.relay is None else "relay"})
+    return logger
 
 
 def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
-    cfg_tree = loop_config["config"]
-    cfg = build(cfg_tree)
+    spec: RunSpec = loop_config["run"]
+    cfg = spec.config
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(cfg.train.threads_per_worker)
@@ -125,23 +130,19 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
 
     dataset = read_dataset(cfg.data.path)
     engine = build_engine(cfg, dataset, device)
-    position = _restore(engine, loop_config.get("resume_from"), cfg.optim, device)
+    position = _restore(engine, spec.resume_from, cfg.optim, device)
     data = build_batches(cfg, dataset, engine, rank, world)
-    logger = _chief_logger(cfg.tracking.uri, loop_config["run_id"], loop_config.get("relay")) if rank == 0 else None
-    if logger is not None:  # what the job really ran on, as opposed to what was asked for
-        logger.tags({"ganforge.world_size": str(world), "ganforge.device": str(device),
-                     "ganforge.backend": torch.distributed.get_backend() if world > 1 else "none",
-                     "ganforge.tracking_path": "direct" if loop_config.get("relay") is None else "relay"})
+    logger = _chief_logger(spec, world, device) if rank == 0 else None
     meta = {"gan": cfg.gan, "model": asdict(cfg.model), "resolution": dataset.resolution,
-            "channels": dataset.channels, "run_id": loop_config["run_id"]}
-    hooks = RayHooks(rank, engine, logger, loop_config.get("progress"), meta,
+            "channels": dataset.channels, "run_id": spec.run_id}
+    hooks = RayHooks(rank, engine, logger, spec.progress, meta,
                      checkpoint_due=lambda step: loop.checkpoint_due(cfg.train, step))
     evaluator = make_evaluator(cfg, engine.gan, dataset, data.domains, device) if cfg.eval.every else None
     if logger is not None and evaluator is not None:
         logger.tags({"ganforge.eval_extractor": evaluator.suite.name,
                      "ganforge.eval_reference": split_of(dataset, next(iter(data.domains.values())))[1]})
     try:
-        return loop.run(cfg, cfg_tree, engine, data, hooks, rank=rank, position=position, evaluator=evaluator,
+        return loop.run(cfg, engine, data, hooks, rank=rank, position=position, evaluator=evaluator,
                         node=ray.get_runtime_context().get_node_id())
     finally:
         if logger is not None:

@@ -11,10 +11,12 @@ moves them, runs go on with the plain ``TorchTrainer``."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
 from pipelines.config import RunConfig
+from pipelines.train.run_spec import RunSpec
 
 
 @functools.cache
@@ -38,7 +40,7 @@ def torch_trainer_class() -> type:
     return GanTrainer
 
 
-def make_trainer(cfg: RunConfig, loop_config: dict[str, Any], name: str, callbacks: list | None = None):
+def make_trainer(spec: RunSpec, name: str, callbacks: list | None = None):
     """The run's ``TorchTrainer``; called in the process that created the MLflow run, whose
     node reaches the tracking server, so a loopback server gets its relay here."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
@@ -47,10 +49,10 @@ def make_trainer(cfg: RunConfig, loop_config: dict[str, Any], name: str, callbac
     from pipelines.tracking.relay import start_relay
     from pipelines.train.ray_worker import train_worker
 
-    train = cfg.train
+    cfg, train = spec.config, spec.config.train
     return torch_trainer_class()(
         train_worker,
-        train_loop_config={**loop_config, "relay": start_relay(cfg.tracking.uri)},
+        train_loop_config={"run": dataclasses.replace(spec, relay=start_relay(cfg.tracking.uri))},
         scaling_config=ScalingConfig(num_workers=train.workers, use_gpu=train.use_gpu,
                                      resources_per_worker=worker_resources(cfg)),
         torch_config=TorchConfig(backend="nccl" if train.use_gpu else "gloo"),

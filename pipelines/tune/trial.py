@@ -22,8 +22,9 @@ from ray import tune
 from ray.train import UserCallback
 from ray.util.queue import Queue
 
-from pipelines.config import build, to_dict
+from pipelines.config import build
 from pipelines.errors import Diverged, user_error_of
+from pipelines.train.run_spec import RunSpec
 from pipelines.train.trainer import make_trainer
 from pipelines.tune.runs import trial_run
 from pipelines.tune.space import apply_point
@@ -84,11 +85,11 @@ def run_trial(point: dict[str, Any], search: dict[str, Any]) -> None:
     run_id = trial_run(cfg, search["parent"], search["name"], trial_id, point, resume_from)
     cfg = dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id),
                               train=dataclasses.replace(cfg.train, storage_path=search["storage"]))
-    loop_config = {"config": to_dict(cfg), "run_id": run_id, "progress": None, "resume_from": resume_from}
     queue: Queue = Queue(actor_options={"num_cpus": 0})
     # A fresh Train run name per start: a restarted trial resumes from the checkpoint Tune gives
     # it (which, after an exploit, is another trial's), never from this name's own storage.
-    trainer = make_trainer(cfg, loop_config, f"{trial_id}-{uuid.uuid4().hex[:6]}", callbacks=[ForwardReports(queue)])
+    trainer = make_trainer(RunSpec(cfg, resume_from), f"{trial_id}-{uuid.uuid4().hex[:6]}",
+                           callbacks=[ForwardReports(queue)])
     failure: list[BaseException] = []
 
     def fit() -> None:
