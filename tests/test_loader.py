@@ -74,7 +74,8 @@ def test_resampled_mode_gives_every_rank_the_fixed_epoch_length(digit_shards):
 
 def test_exact_mode_needs_a_shard_per_reader(digit_shards):
     ds = read_dataset(digit_shards)
-    with pytest.raises(DataError, match=r"2 worker\(s\) x 5 loader process\(es\) = 10 readers.*has 9 shard"):
+    with pytest.raises(DataError, match=r"needs at least 10 shards \(2 workers x 5 loader processes\) but domain "
+                                        r"'image' has 9"):
         RankBatches(ds.domain("image"), StreamSpec(world=2, mode="exact", loader_workers=5), 16, 1, 8)
 
 

@@ -65,6 +65,16 @@ def readers(spec: StreamSpec) -> int:
     return spec.world * max(1, spec.loader_workers)
 
 
+def check_exact(shards: DomainShards, spec: StreamSpec) -> None:
+    """An exact epoch deals whole shards to the readers, and a reader without one would
+    leave its rank short of batches: at least one shard per reader."""
+    if spec.mode == "exact" and len(shards.urls) < readers(spec):
+        raise DataError(
+            f"data.mode=exact needs at least {readers(spec)} shards ({spec.world} workers x "
+            f"{max(1, spec.loader_workers)} loader processes) but domain {shards.name!r} has {len(shards.urls)}; "
+            "reshard with a smaller --shard-size, use fewer data.loader_workers, or use data.mode=resampled")
+
+
 class _Skips:
     """Counts samples and shards lost to errors inside one reader process, and stops a reader
     that opens shard after shard without finding one decodable sample (in resampled mode it
@@ -197,13 +207,7 @@ class RankBatches:
 
     def __init__(self, shards: DomainShards, spec: StreamSpec, resolution: int, channels: int,
                  batch_size: int, epoch_batches: int = 0, pin_memory: bool = False):
-        if spec.mode == "exact" and len(shards.urls) < readers(spec):
-            raise DataError(
-                f"exact epochs need at least one shard per reader: {spec.world} worker(s) x "
-                f"{max(1, spec.loader_workers)} loader process(es) = {readers(spec)} readers, but domain "
-                f"{shards.name!r} has {len(shards.urls)} shard(s). Write smaller shards (--shard-size), "
-                f"use fewer loader workers, or use data.mode=resampled."
-            )
+        check_exact(shards, spec)
         self.shards, self.spec, self.batch_size = shards, spec, batch_size
         self.dataset = DomainStream(shards, spec, resolution, channels)
         self.epoch_batches = epoch_batches or max(1, shards.count // (batch_size * spec.world))

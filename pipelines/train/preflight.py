@@ -12,9 +12,9 @@ import gan_core
 from cluster.capacity import Capacity, Request, ask_autoscaler, ensure, of_connected
 from cluster.local import TRIAL_RESOURCE
 from gan_core.metrics.inception import WEIGHTS_ENV, weights_path
-from pipelines.config import RunConfig
+from pipelines.config import RunConfig, to_dict
 from pipelines.data.batches import resolve_domains
-from pipelines.data.loader import StreamSpec, readers
+from pipelines.data.loader import StreamSpec, check_exact
 from pipelines.data.manifest import read_dataset
 from pipelines.errors import ConfigError, DataError
 from pipelines.tracking import store
@@ -32,13 +32,8 @@ def check_data(cfg: RunConfig) -> None:
     if cfg.data.mode == "exact" and dataset.estimated_counts:
         raise DataError(f"data.mode=exact needs each shard's sample count, which {cfg.data.path} (a pattern with "
                         "no manifest) does not give; use data.mode=resampled, or a shard folder with its manifest.json")
-    if cfg.data.mode == "exact":
-        n_shards = min(len(dataset.domain(d).urls) for d in domains.values())
-        if n_shards < readers(spec):
-            raise DataError(
-                f"data.mode=exact needs at least {readers(spec)} shards ({cfg.train.workers} workers x "
-                f"{max(1, cfg.data.loader_workers)} loader processes) but {cfg.data.path} has {n_shards}; "
-                f"reshard with a smaller --shard-size or use data.mode=resampled")
+    for domain in domains.values():
+        check_exact(dataset.domain(domain), spec)
 
 
 def check_eval(cfg: RunConfig) -> None:
@@ -52,19 +47,24 @@ def check_eval(cfg: RunConfig) -> None:
                       "the run reports eval/swd and eval/kid_pixels", stacklevel=3)
 
 
-def check_search(cfg: RunConfig) -> None:
+def check_search(cfg: RunConfig) -> dict:
+    """A search's own settings; returns its dimensions (``tune.space``, and the seeds)."""
+    from pipelines.tune.schedule import search_algorithm  # Tune's modules: only for searches
+    from pipelines.tune.space import parse_space, with_seeds
+
     if not cfg.eval.every:
         raise ConfigError("ganforge tune ranks trials by their evaluations: eval.every must be > 0")
     if cfg.eval.every > cfg.train.steps:
         raise ConfigError(f"eval.every ({cfg.eval.every}) > train.steps ({cfg.train.steps}): a trial would be "
                           "evaluated only at its end, too late to stop it early")
+    dims = with_seeds(parse_space(cfg.tune.space, to_dict(cfg)), cfg.tune.seeds, cfg.train.seed)
+    search_algorithm(cfg, dims)  # a search/scheduler pair that cannot work is refused by building it
+    return dims
 
 
-def check_run(cfg: RunConfig, search: bool = False) -> None:
-    """Everything about a run (or, with ``search``, each trial of a search) that can be
-    checked before connecting to Ray."""
-    if search:
-        check_search(cfg)
+def check_run(cfg: RunConfig) -> None:
+    """Everything about a run (each trial of a search, too) that can be checked before
+    connecting to Ray."""
     check_data(cfg)
     check_eval(cfg)
     check_reachable(store.resolve(cfg.tracking).uri)

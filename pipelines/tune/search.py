@@ -23,10 +23,9 @@ from pipelines.errors import NotFound, SearchInterrupted
 from pipelines.tracking import store
 from pipelines.tracking.runs import end_run, reopen_run
 from pipelines.train.paths import resolved
-from pipelines.train.preflight import check_capacity, check_run
+from pipelines.train.preflight import check_capacity, check_run, check_search
 from pipelines.tune.runs import open_search_run
 from pipelines.tune.schedule import scheduler, search_algorithm
-from pipelines.tune.space import parse_space, with_seeds
 from pipelines.tune.summary import Trial, collect, pool_seeds, record
 from pipelines.tune.tracker import SearchTracker
 from pipelines.tune.trial import run_trial
@@ -135,9 +134,8 @@ def run_search(cfg: RunConfig, name: str | None = None, address: str | None = No
     if resume:  # the search's own config, not today's defaults
         state = json.loads((folder / STATE).read_text())
         cfg = resolved(build(state["tree"]))
-    check_run(cfg, search=True)
-    dims = with_seeds(parse_space(cfg.tune.space, to_dict(cfg)), cfg.tune.seeds, cfg.train.seed)
-    search_algorithm(cfg, dims)  # refuse a bad search/scheduler pair before anything starts
+    dims = check_search(cfg)
+    check_run(cfg)
     metric = objective_metric(cfg, read_dataset(cfg.data.path).resolution)
     # Tune's per-trial result.json / progress.csv: the result grid reads them (the quiet
     # defaults of `connect` turn them off for plain training).
