@@ -66,13 +66,15 @@ browser:
 			--no-install-recommends chromium chromium-driver >/dev/null; \
 	fi
 
+# Everything, the Ray Tune searches included: CI allows 30 minutes of suite on 2 cores.
 test: $(BIN)/.installed browser
-	$(BIN)/python -m pytest -m "not search" --durations=25
+	$(BIN)/python -m pytest --durations=25
 
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow"
 
-# Real Ray Tune searches of real Ray Train trials: ASHA, PBT, interrupt and resume (about 3 minutes on 2 cores).
+# Only the real Ray Tune searches of real Ray Train trials: ASHA, PBT, interrupt and resume
+# (about 3 minutes on 2 cores; make test runs them too).
 test-search: $(BIN)/.installed
 	$(BIN)/python -m pytest -m search
 
