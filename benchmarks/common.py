@@ -33,8 +33,11 @@ def demo_shards(size: int, two_domain: bool) -> Path:
     if not images.exists():
         (write_digit_domains if two_domain else write_digits)(images, size=size)
     sources = {"A": images / "A", "B": images / "B"} if two_domain else {"image": images}
-    write_shards(sources, out, ShardOptions(size=size, channels="RGB" if two_domain else "L", shard_size=200,
-                                            overwrite=True, progress=False))
+    write_shards(
+        sources,
+        out,
+        ShardOptions(size=size, channels="RGB" if two_domain else "L", shard_size=200, overwrite=True, progress=False),
+    )
     return out
 
 

@@ -69,15 +69,26 @@ def png_rate(gan: str, batch: int, loader_workers: int, batches: int) -> float:
     two = gan not in ONE_DOMAIN
     folder = CACHE / (f"digits-mnistm-{SIZE}-png" if two else f"digits-{SIZE}-png")
     shards_for(gan, SIZE)  # writes the PNG folders too
-    loaders = [DataLoader(PngFolder(sorted((folder / d).rglob("*.png")) if two else sorted(folder.rglob("*.png")),
-                                    "RGB" if two else "L"), batch_size=batch, shuffle=True, drop_last=True,
-                          num_workers=loader_workers, persistent_workers=loader_workers > 0)
-               for d in (("A", "B") if two else ("",))]
+    loaders = [
+        DataLoader(
+            PngFolder(
+                sorted((folder / d).rglob("*.png")) if two else sorted(folder.rglob("*.png")), "RGB" if two else "L"
+            ),
+            batch_size=batch,
+            shuffle=True,
+            drop_last=True,
+            num_workers=loader_workers,
+            persistent_workers=loader_workers > 0,
+        )
+        for d in (("A", "B") if two else ("",))
+    ]
 
     def stream():
         iterators = [_cycle(loader) for loader in loaders]
         while True:  # the same scaling and flips as the WebDataset path, on NCHW batches
-            yield [to_model_batch({"images": {"x": _nchw(next(it))}}, torch.device("cpu"), hflip=True) for it in iterators]
+            yield [
+                to_model_batch({"images": {"x": _nchw(next(it))}}, torch.device("cpu"), hflip=True) for it in iterators
+            ]
 
     return _rate(stream(), batch * len(loaders), batches)
 
@@ -108,9 +119,21 @@ def consumption(gan: str) -> tuple[int, float]:
 
     from step_time import cpu_batch
 
-    out = subprocess.run([sys.executable, str(Path(__file__).with_name("step_time.py")), "--one",
-                          f"{gan}:{SIZE}:{cpu_batch(gan, SIZE)}", "--steps", "3", "--warmup", "1"],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("step_time.py")),
+            "--one",
+            f"{gan}:{SIZE}:{cpu_batch(gan, SIZE)}",
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     return result["batch"], result["images_per_sec"]
 
@@ -130,8 +153,11 @@ def main() -> None:
         wds = webdataset_rate(gan, batch, args.loader_workers, args.batches)
         png = png_rate(gan, batch, args.loader_workers, args.batches)
         rows.append([gan, batch, consumed, wds, wds / consumed, png])
-    table(f"Input at {SIZE} px, {args.loader_workers} loader process(es): images/s (target: WebDataset >= 5x the step's rate)",
-          ["GAN", "batch", "step consumes", "WebDataset loader", "headroom", "PNG folder loader"], rows)
+    table(
+        f"Input at {SIZE} px, {args.loader_workers} loader process(es): images/s (target: WebDataset >= 5x the step's rate)",
+        ["GAN", "batch", "step consumes", "WebDataset loader", "headroom", "PNG folder loader"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -28,17 +28,31 @@ from pathlib import Path
 
 from common import DEMO_SIZE, GANS, ROOT, shards_for, steady_rate, table
 
-QUIET = ["train.log_every=10", "train.sample_every=1000000", "train.checkpoint_every=1000000", "eval.every=0",
-         "train.threads_per_worker=1"]
+QUIET = [
+    "train.log_every=10",
+    "train.sample_every=1000000",
+    "train.checkpoint_every=1000000",
+    "eval.every=0",
+    "train.threads_per_worker=1",
+]
 
 
 def config(gan: str, steps: int, workers: int, store: Path):
     from pipelines.config import load
 
-    return load(gan, [str(ROOT / "pipelines" / "configs" / "demo" / f"{gan}.yaml")],
-                [f"data.path={shards_for(gan, DEMO_SIZE[gan])}", f"train.steps={steps}", f"train.workers={workers}",
-                 *QUIET, f"tracking.uri=sqlite:///{store / 'mlflow.db'}", f"tracking.artifact_root={(store / 'art').as_uri()}",
-                 f"train.storage_path={store / 'ray'}"])
+    return load(
+        gan,
+        [str(ROOT / "pipelines" / "configs" / "demo" / f"{gan}.yaml")],
+        [
+            f"data.path={shards_for(gan, DEMO_SIZE[gan])}",
+            f"train.steps={steps}",
+            f"train.workers={workers}",
+            *QUIET,
+            f"tracking.uri=sqlite:///{store / 'mlflow.db'}",
+            f"tracking.artifact_root={(store / 'art').as_uri()}",
+            f"train.storage_path={store / 'ray'}",
+        ],
+    )
 
 
 def plain_rate(cfg) -> float:
@@ -72,8 +86,9 @@ def ray_rate(cfg) -> float:
 def plain_rate_fresh(gan: str, steps: int) -> float:
     """``plain_rate`` in a new process of this script (a fork of this Ray driver could not
     run DataLoader processes cleanly, and a fresh process is what a Ray worker is)."""
-    done = subprocess.run([sys.executable, __file__, "--plain", gan, "--steps", str(steps)], check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--plain", gan, "--steps", str(steps)], check=True, capture_output=True, text=True
+    )
     return float(done.stdout.split()[-1])
 
 
@@ -81,8 +96,10 @@ def interleaved(gan: str, steps: int, repeats: int, store: Path) -> tuple[list[f
     """(plain rates, Ray rates), alternating which goes first so that a drift of the machine
     weighs on both alike."""
     plain, ray = [], []
-    runs = [lambda: plain.append(plain_rate_fresh(gan, steps)),
-            lambda: ray.append(ray_rate(config(gan, steps, 1, store)))]
+    runs = [
+        lambda: plain.append(plain_rate_fresh(gan, steps)),
+        lambda: ray.append(ray_rate(config(gan, steps, 1, store))),
+    ]
     for round_ in range(repeats):
         for run in runs if round_ % 2 == 0 else runs[::-1]:
             run()
@@ -95,15 +112,34 @@ def startup_seconds(gan: str, store: Path) -> float:
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{store / 'startup.db'}"
-    command = [str(Path(sys.executable).with_name("ganforge")), "train", gan, "--data", str(shards_for(gan, DEMO_SIZE[gan])),
-               "--workers", "1", "--steps", "5", "--no-progress", "--set", "train.log_every=1",
-               "--set", f"tracking.uri={uri}", "--set", f"tracking.artifact_root={(store / 'art-startup').as_uri()}",
-               "--set", f"train.storage_path={store / 'ray-startup'}"]
+    command = [
+        str(Path(sys.executable).with_name("ganforge")),
+        "train",
+        gan,
+        "--data",
+        str(shards_for(gan, DEMO_SIZE[gan])),
+        "--workers",
+        "1",
+        "--steps",
+        "5",
+        "--no-progress",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        f"tracking.uri={uri}",
+        "--set",
+        f"tracking.artifact_root={(store / 'art-startup').as_uri()}",
+        "--set",
+        f"train.storage_path={store / 'ray-startup'}",
+    ]
     start = time.time()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = MlflowClient(uri)
-    run = client.search_runs([client.get_experiment_by_name(f"ganforge-{gan}").experiment_id],
-                             order_by=["attributes.start_time DESC"], max_results=1)[0]
+    run = client.search_runs(
+        [client.get_experiment_by_name(f"ganforge-{gan}").experiment_id],
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )[0]
     first = min(m.timestamp for m in client.get_metric_history(run.info.run_id, "loss/G") if m.step == 1)
     return first / 1000 - start
 
@@ -132,13 +168,28 @@ def main() -> None:
             ray2 = ray_rate(config(gan, args.steps, 2, store))
             mid_plain, mid_ray = statistics.median(plain), statistics.median(ray)
             pairs = [r / p for p, r in zip(plain, ray)]
-            rows.append([gan, f"{DEMO_SIZE[gan]} px, batch {config(gan, 1, 1, store).data.batch_size}", mid_plain,
-                         mid_ray, mid_ray / mid_plain, f"{min(pairs):.2f}-{max(pairs):.2f}"])
+            rows.append(
+                [
+                    gan,
+                    f"{DEMO_SIZE[gan]} px, batch {config(gan, 1, 1, store).data.batch_size}",
+                    mid_plain,
+                    mid_ray,
+                    mid_ray / mid_plain,
+                    f"{min(pairs):.2f}-{max(pairs):.2f}",
+                ]
+            )
             scaling.append([gan, mid_ray, ray2, ray2 / mid_ray])
-    table(f"Ray Train overhead: images/s, 1 worker x 1 thread, medians of {args.repeats} interleaved runs "
-          "(target ratio >= 0.95)", ["GAN", "input", "plain loop", "Ray Train", "ratio", "ratio per round"], rows)
-    table("DDP scaling on CPU: images/s, same batch per worker (target ratio >= 1.7)",
-          ["GAN", "1 worker", "2 workers", "ratio"], scaling)
+    table(
+        f"Ray Train overhead: images/s, 1 worker x 1 thread, medians of {args.repeats} interleaved runs "
+        "(target ratio >= 0.95)",
+        ["GAN", "input", "plain loop", "Ray Train", "ratio", "ratio per round"],
+        rows,
+    )
+    table(
+        "DDP scaling on CPU: images/s, same batch per worker (target ratio >= 1.7)",
+        ["GAN", "1 worker", "2 workers", "ratio"],
+        scaling,
+    )
     table("Start-up", ["what", "seconds"], [["`ganforge train lsgan` to the first optimizer step, local Ray", startup]])
 
 

@@ -32,7 +32,7 @@ def _read(pid: str) -> tuple[str, float] | None:
         title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return title, (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
@@ -102,11 +102,20 @@ def main() -> None:
 
     connect(num_cpus=os.cpu_count())
     with tempfile.TemporaryDirectory(prefix="ganforge-bench-") as folder:
+
         def one_run() -> float:
-            cfg = load(args.gan, overrides=[
-                f"data.path={shards_for(args.gan, DEMO_SIZE[args.gan])}", f"train.workers={args.workers}",
-                f"train.steps={args.steps}", "eval.every=0", f"tracking.uri=sqlite:///{folder}/mlflow.db",
-                f"tracking.artifact_root={Path(folder, 'art').as_uri()}", f"train.storage_path={folder}/ray"])
+            cfg = load(
+                args.gan,
+                overrides=[
+                    f"data.path={shards_for(args.gan, DEMO_SIZE[args.gan])}",
+                    f"train.workers={args.workers}",
+                    f"train.steps={args.steps}",
+                    "eval.every=0",
+                    f"tracking.uri=sqlite:///{folder}/mlflow.db",
+                    f"tracking.artifact_root={Path(folder, 'art').as_uri()}",
+                    f"train.storage_path={folder}/ray",
+                ],
+            )
             start = time.perf_counter()
             train(cfg, progress=False)
             return time.perf_counter() - start
@@ -118,8 +127,12 @@ def main() -> None:
         totals = sampler.stop()
     rows = [[kind, cpu / args.runs] for kind, cpu in totals.most_common() if cpu / args.runs >= 0.05]
     rows.append(["all of the above", sum(totals.values()) / args.runs])
-    table(f"CPU-seconds per {args.steps}-step, {args.workers}-worker {args.gan} run, mean of {args.runs} runs "
-          f"(wall: {sum(walls) / len(walls):.1f} s per run, {os.cpu_count()} cores)", ["process", "CPU-s"], rows)
+    table(
+        f"CPU-seconds per {args.steps}-step, {args.workers}-worker {args.gan} run, mean of {args.runs} runs "
+        f"(wall: {sum(walls) / len(walls):.1f} s per run, {os.cpu_count()} cores)",
+        ["process", "CPU-s"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,12 @@ def cpu_batch(gan: str, size: int) -> int:
 def case_config(gan: str, batch: int, args: argparse.Namespace):
     from pipelines.config import load
 
-    overrides = [f"train.amp={args.amp}", f"train.use_gpu={args.device == 'cuda'}",
-                 f"train.channels_last={args.channels_last}", f"train.compile={args.compile}"]
+    overrides = [
+        f"train.amp={args.amp}",
+        f"train.use_gpu={args.device == 'cuda'}",
+        f"train.channels_last={args.channels_last}",
+        f"train.compile={args.compile}",
+    ]
     return load(gan, config_files=args.config, overrides=overrides + ([f"data.batch_size={batch}"] if batch else []))
 
 
@@ -78,11 +82,19 @@ def measure(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
     if args.profile:
         write_profile(step, sync, device, f"{args.profile}-{gan}-{size}.txt")
     images = cfg.data.batch_size * len(model.domains)  # a translation GAN reads one batch per domain
-    return {"gan": gan, "size": size, "batch": cfg.data.batch_size, "step_ms": 1e3 * seconds,
-            "images_per_sec": images / seconds, "peak_mib": peak, "amp": amp_mode(cfg.train, device),
-            "channels_last": channels_last(cfg.train, device), "warmup_s": warmup_s,
-            # reduced precision is only a speed-up if training still makes numbers
-            "finite": all(bool(torch.isfinite(v).all()) for v in logs.values())}
+    return {
+        "gan": gan,
+        "size": size,
+        "batch": cfg.data.batch_size,
+        "step_ms": 1e3 * seconds,
+        "images_per_sec": images / seconds,
+        "peak_mib": peak,
+        "amp": amp_mode(cfg.train, device),
+        "channels_last": channels_last(cfg.train, device),
+        "warmup_s": warmup_s,
+        # reduced precision is only a speed-up if training still makes numbers
+        "finite": all(bool(torch.isfinite(v).all()) for v in logs.values()),
+    }
 
 
 def write_profile(step, sync, device, path: str, steps: int = 3) -> None:
@@ -103,10 +115,23 @@ def write_profile(step, sync, device, path: str, steps: int = 3) -> None:
 def run_isolated(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
     """One case in a child process. A case that fails or runs past ``--case-timeout`` becomes
     a row with its reason, so one broken setting does not cost the other figures."""
-    settings = ["--device", args.device, "--threads", str(args.threads), "--steps", str(args.steps),
-                "--warmup", str(args.warmup), "--amp", args.amp, "--channels-last", args.channels_last,
-                *(["--compile"] if args.compile else []), *(["--profile", args.profile] if args.profile else []),
-                *[arg for path in args.config for arg in ("--config", path)]]
+    settings = [
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--amp",
+        args.amp,
+        "--channels-last",
+        args.channels_last,
+        *(["--compile"] if args.compile else []),
+        *(["--profile", args.profile] if args.profile else []),
+        *[arg for path in args.config for arg in ("--config", path)],
+    ]
     command = [sys.executable, __file__, "--one", f"{gan}:{size}:{batch}", *settings]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.case_timeout)
@@ -121,8 +146,18 @@ def run_isolated(gan: str, size: int, batch: int, args: argparse.Namespace) -> d
 def row(r: dict) -> list:
     if "error" in r:
         return [r["gan"], r["size"], "-", "-", "-", "-", "-", "-", "-", "failed: " + r["error"]]
-    return [r["gan"], r["size"], r["batch"], r["amp"], "NHWC" if r["channels_last"] else "NCHW", r["step_ms"],
-            r["images_per_sec"], r["peak_mib"], r["warmup_s"], "ok" if r["finite"] else "NON-FINITE losses"]
+    return [
+        r["gan"],
+        r["size"],
+        r["batch"],
+        r["amp"],
+        "NHWC" if r["channels_last"] else "NCHW",
+        r["step_ms"],
+        r["images_per_sec"],
+        r["peak_mib"],
+        r["warmup_s"],
+        "ok" if r["finite"] else "NON-FINITE losses",
+    ]
 
 
 def parse() -> argparse.Namespace:
@@ -133,15 +168,31 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a ganforge worker's default: 1)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"],
-                        help="autocast (train.amp; auto = bf16 on a GPU that has it, else off)")
-    parser.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"],
-                        help="NHWC nets and batches (train.channels_last; auto = on with CUDA)")
+    parser.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "off", "bf16", "fp16"],
+        help="autocast (train.amp; auto = bf16 on a GPU that has it, else off)",
+    )
+    parser.add_argument(
+        "--channels-last",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="NHWC nets and batches (train.channels_last; auto = on with CUDA)",
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile every net")
-    parser.add_argument("--batch", type=int, default=0,
-                        help=f"batch per step; 0 = the config's (on CPU: {CPU_BATCH} for StyleGAN and at 256 px)")
-    parser.add_argument("--config", action="append", default=[],
-                        help="a YAML config over the GAN's reference one (repeatable), e.g. a preset")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help=f"batch per step; 0 = the config's (on CPU: {CPU_BATCH} for StyleGAN and at 256 px)",
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="a YAML config over the GAN's reference one (repeatable), e.g. a preset",
+    )
     parser.add_argument("--profile", help="write each case's top ops (torch.profiler) to PREFIX-GAN-SIZE.txt")
     parser.add_argument("--case-timeout", type=float, default=None, help="seconds one case may take")
     parser.add_argument("--jsonl", help="append each case's figures to this file as it finishes")
@@ -167,8 +218,11 @@ def main() -> None:
             rows.append(row(r))
     memory = "peak CUDA MiB" if args.device == "cuda" else "peak RSS MiB"
     where = torch_device_name(args.device) + (f", {args.threads} thread(s)" if args.device == "cpu" else "")
-    table(f"Training step per GAN ({where}{', compiled' if args.compile else ''})",
-          ["GAN", "px", "batch", "amp", "layout", "step ms", "images/s", memory, "warm-up s", "losses"], rows)
+    table(
+        f"Training step per GAN ({where}{', compiled' if args.compile else ''})",
+        ["GAN", "px", "batch", "amp", "layout", "step ms", "images/s", memory, "warm-up s", "losses"],
+        rows,
+    )
 
 
 def torch_device_name(device: str) -> str:

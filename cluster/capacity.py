@@ -82,8 +82,9 @@ class Capacity:
 
     def holds(self, request: Request) -> bool:
         totals = self.totals()
-        return (self.workers_fit(request.per_worker) >= request.workers
-                and all(totals.get(k, 0) >= v for k, v in request.extra.items()))
+        return self.workers_fit(request.per_worker) >= request.workers and all(
+            totals.get(k, 0) >= v for k, v in request.extra.items()
+        )
 
     def beyond_ceiling(self, request: Request) -> bool:
         return self.ceiling is not None and any(self.ceiling.get(k, 0) < v for k, v in request.totals().items())
@@ -108,8 +109,10 @@ def refusal(request: Request, capacity: Capacity) -> str:
     missing = [k for k, v in request.extra.items() if capacity.totals().get(k, 0) < v]
     if missing:  # a custom resource (ganforge_trial) is declared when the head starts
         declare = ", ".join(f'"{k}": 64' for k in missing)
-        hint = (f"it has no {', '.join(repr(k) for k in missing)} resource: start its head with "
-                f"`ray start --head --resources='{{{declare}}}'` (ray_cluster.yaml declares it)")
+        hint = (
+            f"it has no {', '.join(repr(k) for k in missing)} resource: start its head with "
+            f"`ray start --head --resources='{{{declare}}}'` (ray_cluster.yaml declares it)"
+        )
     elif fit >= 1:
         hint = f"the largest request that fits is {request.flag} {min(fit, request.workers)}"
     else:
@@ -117,9 +120,14 @@ def refusal(request: Request, capacity: Capacity) -> str:
     return f"this run asks for {request.describe()}, but {has}; {hint}"
 
 
-def ensure(request: Request, poll: Callable[[], Capacity], timeout: float = 0.0,
-           say: Callable[[str], None] = print, interval: float = POLL_S,
-           ask: Callable[[Request | None], None] | None = None) -> Capacity:
+def ensure(
+    request: Request,
+    poll: Callable[[], Capacity],
+    timeout: float = 0.0,
+    say: Callable[[str], None] = print,
+    interval: float = POLL_S,
+    ask: Callable[[Request | None], None] | None = None,
+) -> Capacity:
     """Return once the cluster holds ``request``; refuse at once what it can never hold;
     on an autoscaling cluster, wait (``timeout`` seconds at most; 0: no limit) and say why.
     ``ask`` tells the autoscaler what is wanted while waiting, and None when done."""
@@ -137,16 +145,24 @@ def ensure(request: Request, poll: Callable[[], Capacity], timeout: float = 0.0,
         ask(None)
 
 
-def _wait(request: Request, capacity: Capacity, poll: Callable[[], Capacity], timeout: float,
-          say: Callable[[str], None], interval: float) -> Capacity:
+def _wait(
+    request: Request,
+    capacity: Capacity,
+    poll: Callable[[], Capacity],
+    timeout: float,
+    say: Callable[[str], None],
+    interval: float,
+) -> Capacity:
     start = time.monotonic()
     said, said_at = "", -math.inf
     while not capacity.holds(request):
         waited = time.monotonic() - start
         if timeout and waited >= timeout:
             raise CapacityError(f"{refusal(request, capacity)} (still so after {waited:.0f} s: --wait-timeout)")
-        line = f"waiting for the autoscaler: this run asks for {request.describe()}; " \
-               f"{capacity.where} has {capacity.describe()} now"
+        line = (
+            f"waiting for the autoscaler: this run asks for {request.describe()}; "
+            f"{capacity.where} has {capacity.describe()} now"
+        )
         if line != said or time.monotonic() - said_at >= SAY_EVERY_S:
             say(line)
             said, said_at = line, time.monotonic()

@@ -36,8 +36,10 @@ def dashboard_address(address: str | None) -> str:
         return chosen if "://" in chosen else f"http://{chosen}"
     cluster = local_cluster.load_alive()
     if cluster is None:
-        raise JobsError("no Ray cluster to submit to: pass --address http://HEAD:8265, set RAY_API_SERVER_ADDRESS, "
-                        "or start a local one with `ganforge cluster up`")
+        raise JobsError(
+            "no Ray cluster to submit to: pass --address http://HEAD:8265, set RAY_API_SERVER_ADDRESS, "
+            "or start a local one with `ganforge cluster up`"
+        )
     return cluster.dashboard_url
 
 
@@ -49,8 +51,10 @@ def tracking_uri(uri: str | None, cluster: ClusterState | None) -> str | None:
     if not chosen:
         return None
     if not chosen.startswith(("http://", "https://", "databricks")):
-        raise JobsError(f"jobs log to an MLflow server, not to a local store ({chosen}): the job's processes "
-                        "run on other nodes, whose runs would be lost to this machine")
+        raise JobsError(
+            f"jobs log to an MLflow server, not to a local store ({chosen}): the job's processes "
+            "run on other nodes, whose runs would be lost to this machine"
+        )
     return chosen
 
 
@@ -94,13 +98,20 @@ def _absolute(path: str) -> str:
     return str(Path(path).resolve()) if here else path
 
 
-def submit(command: list[str], address: str | None = None, tracking: str | None = None,
-           job_id: str | None = None, request: Request | None = None) -> tuple[str, str | None]:
+def submit(
+    command: list[str],
+    address: str | None = None,
+    tracking: str | None = None,
+    job_id: str | None = None,
+    request: Request | None = None,
+) -> tuple[str, str | None]:
     """Submit `ganforge COMMAND...` as a Ray job; returns its id and the tracking URI it was
     given (None: the cluster's own). ``request``: what the command's run asks of the cluster,
     checked against it first."""
     if not command:
-        raise JobsError("nothing to submit: give a ganforge command after --, e.g. `ganforge submit -- train lsgan ...`")
+        raise JobsError(
+            "nothing to submit: give a ganforge command after --, e.g. `ganforge submit -- train lsgan ...`"
+        )
     url = dashboard_address(address)
     jobs = client(url)
     if request is not None:
@@ -121,7 +132,9 @@ def cluster_capacity(jobs) -> Capacity:
     nodes = list_nodes(address=url, filters=[("state", "=", "ALIVE")], detail=True, raise_on_missing_output=False)
     response = jobs._do_request("GET", "/api/cluster_status")  # the SDK's authenticated request
     status = (response.json().get("data") or {}).get("clusterStatus") if response.status_code == 200 else None
-    return Capacity(f"the Ray cluster at {url}", tuple(dict(n.resources_total) for n in nodes), autoscaler_grows(status))
+    return Capacity(
+        f"the Ray cluster at {url}", tuple(dict(n.resources_total) for n in nodes), autoscaler_grows(status)
+    )
 
 
 def check_room(jobs, request: Request) -> None:
@@ -154,8 +167,9 @@ def job_info(jobs, job_id: str):
         return jobs.get_job_info(job_id)
     except RuntimeError as exc:
         if "status code 404" in str(exc) or "does not exist" in str(exc):
-            raise JobsError(f"no job {job_id} on the Ray cluster at {jobs.get_address()} "
-                            "(`ganforge jobs list` lists its jobs)") from exc
+            raise JobsError(
+                f"no job {job_id} on the Ray cluster at {jobs.get_address()} (`ganforge jobs list` lists its jobs)"
+            ) from exc
         raise JobsError(f"the Ray Jobs API at {jobs.get_address()} refused: {str(exc).splitlines()[0]}") from exc
 
 

@@ -74,12 +74,19 @@ def _new_instance(num_cpus: int | None) -> dict:
     # Train controller); with the default of one worker start per CPU, the raylet warns of
     # a "large number of actors" on every search on a small machine.
     os.environ.setdefault("RAY_worker_maximum_startup_concurrency", str(max(8, os.cpu_count() or 1)))
-    env = {"RAY_ADDRESS": f"{get_node_ip_address()}:{port}",
-           # Ray Train's preemption watcher follows node drains (spot instances going away): a
-           # local instance has none, and the watcher is one more process per Train run.
-           "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
-    return {"num_cpus": num_cpus, "include_dashboard": True, "dashboard_host": "127.0.0.1",
-            "resources": {TRIAL_RESOURCE: LOCAL_TRIAL_SLOTS}, "runtime_env": {"env_vars": env}}
+    env = {
+        "RAY_ADDRESS": f"{get_node_ip_address()}:{port}",
+        # Ray Train's preemption watcher follows node drains (spot instances going away): a
+        # local instance has none, and the watcher is one more process per Train run.
+        "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    }
+    return {
+        "num_cpus": num_cpus,
+        "include_dashboard": True,
+        "dashboard_host": "127.0.0.1",
+        "resources": {TRIAL_RESOURCE: LOCAL_TRIAL_SLOTS},
+        "runtime_env": {"env_vars": env},
+    }
 
 
 def alive_nodes() -> int:

@@ -25,8 +25,10 @@ class ClusterError(RuntimeError):
 def up(root: Path | None = None, num_cpus: int | None = None) -> ClusterState:
     current = load_alive()
     if current is not None:
-        raise ClusterError(f"a local cluster is already up (dashboard {current.dashboard_url}, "
-                           f"MLflow {current.mlflow_uri}); `ganforge cluster down` stops it")
+        raise ClusterError(
+            f"a local cluster is already up (dashboard {current.dashboard_url}, "
+            f"MLflow {current.mlflow_uri}); `ganforge cluster down` stops it"
+        )
     root = (root or state.home() / "cluster").resolve()
     root.mkdir(parents=True, exist_ok=True)
     ports = {name: free_port() for name in ("gcs", "dashboard", "agent", "client", "mlflow")}
@@ -34,13 +36,21 @@ def up(root: Path | None = None, num_cpus: int | None = None) -> ClusterState:
     # Both start at once: MLflow's store migration overlaps Ray's start.
     ray = services.start_ray_head(ray_log, ports, num_cpus)
     mlflow = services.start_mlflow_server(root, mlflow_log, ports["mlflow"])
-    cluster = ClusterState(root=str(root), ray_address=f"127.0.0.1:{ports['gcs']}",
-                           dashboard_url=f"http://127.0.0.1:{ports['dashboard']}",
-                           mlflow_uri=f"http://127.0.0.1:{ports['mlflow']}", ray_pid=ray.pid, mlflow_pid=mlflow.pid)
+    cluster = ClusterState(
+        root=str(root),
+        ray_address=f"127.0.0.1:{ports['gcs']}",
+        dashboard_url=f"http://127.0.0.1:{ports['dashboard']}",
+        mlflow_uri=f"http://127.0.0.1:{ports['mlflow']}",
+        ray_pid=ray.pid,
+        mlflow_pid=mlflow.pid,
+    )
     try:
-        services.wait_until_up("the Ray head", f"{cluster.dashboard_url}/api/version", ray, ray_log, RAY_START_TIMEOUT_S)
-        services.wait_until_up("the MLflow server", f"{cluster.mlflow_uri}/health", mlflow, mlflow_log,
-                               MLFLOW_START_TIMEOUT_S)
+        services.wait_until_up(
+            "the Ray head", f"{cluster.dashboard_url}/api/version", ray, ray_log, RAY_START_TIMEOUT_S
+        )
+        services.wait_until_up(
+            "the MLflow server", f"{cluster.mlflow_uri}/health", mlflow, mlflow_log, MLFLOW_START_TIMEOUT_S
+        )
     except services.ServiceError as exc:
         _stop(cluster)  # nothing half-started is left running
         raise ClusterError(str(exc)) from exc
@@ -74,8 +84,10 @@ def _forget_address(cluster: ClusterState) -> None:
 
 
 def health(cluster: ClusterState) -> dict[str, bool]:
-    return {"ray": services.alive(cluster.ray_pid) and services.answers(f"{cluster.dashboard_url}/api/version"),
-            "mlflow": services.alive(cluster.mlflow_pid) and services.answers(f"{cluster.mlflow_uri}/health")}
+    return {
+        "ray": services.alive(cluster.ray_pid) and services.answers(f"{cluster.dashboard_url}/api/version"),
+        "mlflow": services.alive(cluster.mlflow_pid) and services.answers(f"{cluster.mlflow_uri}/health"),
+    }
 
 
 def load_alive() -> ClusterState | None:
@@ -88,4 +100,3 @@ def load_alive() -> ClusterState | None:
         state.clear()
         return None
     return cluster
-

@@ -6,15 +6,26 @@ from __future__ import annotations
 import importlib.util
 
 # Never shipped: stores, shards, caches (gitignore syntax, matched inside each package).
-EXCLUDES = ["__pycache__/", "*.pyc", ".venv/", "data/bench/", "shards/", "mlflow.db", "mlartifacts/", "ray_results/",
-            "*.tar"]
+EXCLUDES = [
+    "__pycache__/",
+    "*.pyc",
+    ".venv/",
+    "data/bench/",
+    "shards/",
+    "mlflow.db",
+    "mlartifacts/",
+    "ray_results/",
+    "*.tar",
+]
 
 
 def package_dirs() -> list[str]:
     """The three packages as folders. Installed or from a checkout, these hold all our code,
     and nothing of a user's data beside it (a checkout's root would carry venvs and shards)."""
     # Found, not imported: importing gan_core would load torch into a command that needs none.
-    return [importlib.util.find_spec(name).submodule_search_locations[0] for name in ("gan_core", "pipelines", "cluster")]
+    return [
+        importlib.util.find_spec(name).submodule_search_locations[0] for name in ("gan_core", "pipelines", "cluster")
+    ]
 
 
 def job_runtime_env(tracking_uri: str | None) -> dict:

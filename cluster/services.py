@@ -31,8 +31,14 @@ def _bin_env() -> dict[str, str]:
 
 def _spawn(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env or _bin_env(), start_new_session=True)
+        return subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env or _bin_env(),
+            start_new_session=True,
+        )
 
 
 def start_ray_head(log: Path, ports: dict[str, int], num_cpus: int | None) -> subprocess.Popen:
@@ -42,10 +48,21 @@ def start_ray_head(log: Path, ports: dict[str, int], num_cpus: int | None) -> su
     52365 is taken by any other Ray instance on the machine (a notebook's `ray.init()`), and
     with it taken the head has no agent to run jobs ("No available agent to submit job")."""
     ray = Path(sys.executable).parent / "ray"
-    command = [str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={ports['gcs']}",
-               "--dashboard-host=127.0.0.1", f"--dashboard-port={ports['dashboard']}", "--include-dashboard=true",
-               f"--dashboard-agent-listen-port={ports['agent']}", f"--ray-client-server-port={ports['client']}",
-               f'--resources={{"{TRIAL_RESOURCE}": 1024}}', "--disable-usage-stats"]
+    command = [
+        str(ray),
+        "start",
+        "--head",
+        "--block",
+        "--node-ip-address=127.0.0.1",
+        f"--port={ports['gcs']}",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={ports['dashboard']}",
+        "--include-dashboard=true",
+        f"--dashboard-agent-listen-port={ports['agent']}",
+        f"--ray-client-server-port={ports['client']}",
+        f'--resources={{"{TRIAL_RESOURCE}": 1024}}',
+        "--disable-usage-stats",
+    ]
     if num_cpus is not None:
         command.append(f"--num-cpus={num_cpus}")
     env = _bin_env()
@@ -61,9 +78,22 @@ def start_mlflow_server(root: Path, log: Path, port: int) -> subprocess.Popen:
     """A tracking server on 127.0.0.1 with a SQLite store. Artifacts go through the server
     (`--artifacts-destination`), so a client on any node uploads over HTTP instead of writing
     to a path that exists only on the head."""
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-               "--artifacts-destination", (root / "artifacts").as_uri()]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        (root / "artifacts").as_uri(),
+    ]
     return _spawn(command, log, server_env(_bin_env()))
 
 

@@ -13,9 +13,18 @@ import pytest
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 # Without the background-networking flags Chromium keeps dialling Google's hosts, which this
 # closed network refuses; the rest keep a root, GPU-less, display-less machine happy.
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1400,1000"]
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+]
 WAIT_S = 60  # the UI's first load compiles a large bundle: slow on 2 busy cores
 
 
@@ -66,6 +75,8 @@ def loaded_image_width(driver, src_prefix: str) -> int:
     """The natural width of the first loaded <img> whose src starts with ``src_prefix``."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    script = ("return [...document.images].filter(i => i.src.startsWith(arguments[0]) && i.complete)"
-              ".map(i => i.naturalWidth).find(w => w > 0) || 0")
+    script = (
+        "return [...document.images].filter(i => i.src.startsWith(arguments[0]) && i.complete)"
+        ".map(i => i.naturalWidth).find(w => w > 0) || 0"
+    )
     return WebDriverWait(driver, WAIT_S).until(lambda d: d.execute_script(script, src_prefix))

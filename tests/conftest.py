@@ -70,8 +70,9 @@ def inverted_photo_shards(tmp_path_factory):
         for i, crop in enumerate(crops):
             Image.fromarray(crop).save(root / domain / f"{i:04d}.png")
     out = root / "shards"
-    write_shards({"A": root / "A", "B": root / "B"}, out,
-                 ShardOptions(size=16, channels="RGB", shard_size=100, progress=False))
+    write_shards(
+        {"A": root / "A", "B": root / "B"}, out, ShardOptions(size=16, channels="RGB", shard_size=100, progress=False)
+    )
     return out
 
 
@@ -81,8 +82,11 @@ def digit_domain_shards(tmp_path_factory):
     root = tmp_path_factory.mktemp("digit-domains")
     write_digit_domains(root / "images", size=32)
     out = root / "shards"
-    write_shards({"A": root / "images" / "A", "B": root / "images" / "B"}, out,
-                 ShardOptions(size=32, channels="RGB", shard_size=200, progress=False))
+    write_shards(
+        {"A": root / "images" / "A", "B": root / "images" / "B"},
+        out,
+        ShardOptions(size=32, channels="RGB", shard_size=200, progress=False),
+    )
     return out
 
 

@@ -22,17 +22,29 @@ from pipelines.train.engine import Engine
 QUIET = ["train.log_every=100", "train.sample_every=100000", "train.checkpoint_every=100000"]
 UNCONDITIONAL = {  # steps, overrides, the SWD after training must be below this share of the SWD before
     "lsgan": (400, ["model.ngf=32", "model.ndf=32"], 0.4),
-    "stylegan": (400, ["model.z_dim=32", "model.w_dim=32", "model.channel_base=512", "model.channel_max=32",
-                       "data.batch_size=8"], 0.5),
+    "stylegan": (
+        400,
+        ["model.z_dim=32", "model.w_dim=32", "model.channel_base=512", "model.channel_max=32", "data.batch_size=8"],
+        0.5,
+    ),
 }
 TRANSLATION = {
     # The paper's Adam 2e-4 and schedule; lr 6e-4 learnt faster but fell into a wrong mapping
     # for some data orders. On one thread: CycleGAN L1 0.40-0.45 over data orders 0-2 (1.22
     # untranslated); DiscoGAN 0.28-0.31 over orders 0, 1 and 3, but order 2 falls into a
     # wrong mapping (0.79, as on two threads). The tests run order 0.
-    "cyclegan": (600, ["model.ngf=16", "model.ndf=16", "model.n_blocks=2", "model.d_layers=2", "data.batch_size=8",
-                       # an identity loss fights a mapping that changes every pixel
-                       "model.lambda_identity=0"]),
+    "cyclegan": (
+        600,
+        [
+            "model.ngf=16",
+            "model.ndf=16",
+            "model.n_blocks=2",
+            "model.d_layers=2",
+            "data.batch_size=8",
+            # an identity loss fights a mapping that changes every pixel
+            "model.lambda_identity=0",
+        ],
+    ),
     "discogan": (600, ["model.ngf=16", "model.ndf=16", "data.batch_size=16"]),
 }
 SECONDS = {"cyclegan": 64, "stylegan": 38, "lsgan": 21, "discogan": 19}  # one thread, 2 cores: longest first
@@ -43,8 +55,13 @@ def _train(name, steps, overrides, shards, domains, data_order):
     torch.set_num_threads(1)
     ds = read_dataset(shards)
     cfg = load(name, overrides=[f"train.steps={steps}", *QUIET, *overrides])
-    engine = Engine(gan_core.get(name)(cfg.model, ds.resolution, ds.channels), cfg.optim, cfg.train,
-                    torch.device("cpu"), cfg.data.batch_size)
+    engine = Engine(
+        gan_core.get(name)(cfg.model, ds.resolution, ds.channels),
+        cfg.optim,
+        cfg.train,
+        torch.device("cpu"),
+        cfg.data.batch_size,
+    )
     data = Batches(ds, domains, StreamSpec(mode="resampled", loader_workers=0, seed=data_order), cfg.data.batch_size)
     return engine, lambda: loop.run(cfg, engine, data, loop.CollectingHooks())
 
@@ -53,8 +70,17 @@ def unconditional(name: str, shards: str, data_order: int = 0) -> dict[str, floa
     """SWD between 500 real digits and as many samples, before and after training."""
     steps, overrides, _ = UNCONDITIONAL[name]
     engine, train = _train(name, steps, overrides, shards, {"image": "image"}, data_order)
-    real = next(iter(RankBatches(read_dataset(shards).domain("image"), StreamSpec(mode="exact", loader_workers=0),
-                                 16, 1, 500).epoch(0)))["image"].float() / 127.5 - 1
+    real = (
+        next(
+            iter(
+                RankBatches(
+                    read_dataset(shards).domain("image"), StreamSpec(mode="exact", loader_workers=0), 16, 1, 500
+                ).epoch(0)
+            )
+        )["image"].float()
+        / 127.5
+        - 1
+    )
 
     def swd() -> float:
         with eval_mode(engine.sampling_nets()) as nets:
@@ -63,8 +89,12 @@ def unconditional(name: str, shards: str, data_order: int = 0) -> dict[str, floa
 
     before = swd()
     last = train()
-    return {"before": before, "after": swd(), "steps": engine.step,
-            "finite": all(torch.isfinite(torch.tensor(v)) for v in last.values())}
+    return {
+        "before": before,
+        "after": swd(),
+        "steps": engine.step,
+        "finite": all(torch.isfinite(torch.tensor(v)) for v in last.values()),
+    }
 
 
 def translation(name: str, shards: str, data_order: int = 0) -> dict[str, float]:
@@ -78,8 +108,11 @@ def translation(name: str, shards: str, data_order: int = 0) -> dict[str, float]
     train()
     with eval_mode(engine.sampling_nets()) as nets:
         translated = engine.gan.translate(nets, test, "AtoB")
-    return {"l1": (translated - truth).abs().mean().item(), "untranslated": (test - truth).abs().mean().item(),
-            "grey": truth.abs().mean().item()}
+    return {
+        "l1": (translated - truth).abs().mean().item(),
+        "untranslated": (test - truth).abs().mean().item(),
+        "grey": truth.abs().mean().item(),
+    }
 
 
 def run(name: str, shards: str, data_order: int = 0) -> dict[str, float]:

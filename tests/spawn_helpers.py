@@ -60,11 +60,13 @@ def spawn_gloo(fn: Callable, world: int, workdir: Path, *args) -> None:
     """Run `fn(rank, world, *args)` in `world` fresh processes joined in one gloo group.
     Forked from a fork server that has imported torch and ganforge once for the session: a
     spawned process would import them again, about 2 CPU-seconds per rank of every test."""
-    multiprocessing.set_forkserver_preload(["torch", "torch.distributed", "pipelines.train.loop",
-                                            "pipelines.train.setup", "gan_core"])
+    multiprocessing.set_forkserver_preload(
+        ["torch", "torch.distributed", "pipelines.train.loop", "pipelines.train.setup", "gan_core"]
+    )
     rendezvous = str(Path(workdir) / "rendezvous")
-    mp.start_processes(_gloo_entry, args=(world, rendezvous, fn, args), nprocs=world, join=True,
-                       start_method="forkserver")
+    mp.start_processes(
+        _gloo_entry, args=(world, rendezvous, fn, args), nprocs=world, join=True, start_method="forkserver"
+    )
 
 
 def _gloo_entry(rank: int, world: int, rendezvous: str, fn: Callable, args: tuple) -> None:

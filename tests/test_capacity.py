@@ -34,8 +34,10 @@ def test_a_worker_s_resources_come_from_one_node():
 
 def test_the_refusal_says_what_was_asked_what_there_is_and_what_fits():
     message = refusal(Request(64, CPU1), fixed(2))
-    assert message == ("this run asks for 64 workers of 1 CPU (64 CPUs in all), but a test cluster has 2 CPUs, "
-                       "0 GPUs on 1 node and cannot grow; the largest request that fits is --workers 2")
+    assert message == (
+        "this run asks for 64 workers of 1 CPU (64 CPUs in all), but a test cluster has 2 CPUs, "
+        "0 GPUs on 1 node and cannot grow; the largest request that fits is --workers 2"
+    )
     no_gpu = refusal(Request(2, {"CPU": 1.0, "GPU": 1.0}), fixed(2))
     assert "2 GPUs in all" in no_gpu and "not one worker fits" in no_gpu
     trials = refusal(Request(1, CPU1, {"ganforge_trial": 1}, "--workers-per-trial"), fixed(2))
@@ -73,8 +75,10 @@ def test_a_wait_that_goes_on_too_long_ends_with_the_same_message():
     with pytest.raises(CapacityError) as error:
         ensure(Request(4, CPU1), lambda: growing(2), timeout=0.3, say=said.append, interval=0.05)
     assert 0.3 <= time.monotonic() - start < 2
-    assert str(error.value).startswith("this run asks for 4 workers of 1 CPU (4 CPUs in all), but a test cluster "
-                                       "has 2 CPUs, 0 GPUs on 1 node; the largest request that fits is --workers 2")
+    assert str(error.value).startswith(
+        "this run asks for 4 workers of 1 CPU (4 CPUs in all), but a test cluster "
+        "has 2 CPUs, 0 GPUs on 1 node; the largest request that fits is --workers 2"
+    )
     assert "--wait-timeout" in str(error.value) and len(said) == 1
 
 
@@ -85,8 +89,15 @@ def test_a_request_beyond_the_autoscaler_s_ceiling_is_refused_at_once():
 
 # The autoscaler's status report of a cluster launched from a config with node types, as Ray
 # 2.60's monitor writes it (ray/autoscaler/_private/autoscaler.py, AutoscalerSummary).
-LAUNCHED = {"autoscaler_report": {"active_nodes": {"ray.head.default": 1}, "idle_nodes": None,
-                                  "pending_launches": {"ray.worker.gpu": 2}, "pending_nodes": [], "failed_nodes": []}}
+LAUNCHED = {
+    "autoscaler_report": {
+        "active_nodes": {"ray.head.default": 1},
+        "idle_nodes": None,
+        "pending_launches": {"ray.worker.gpu": 2},
+        "pending_nodes": [],
+        "failed_nodes": [],
+    }
+}
 
 
 def _camel_keys(tree):

@@ -10,14 +10,18 @@ HEAVY = ("torch", "ray", "mlflow", "webdataset", "gan_core")
 
 
 def test_the_cli_parser_loads_no_heavy_package():
-    code = ("import json, sys\n"
-            "from pipelines.cli.main import parser\n"
-            "parser().parse_args(['train', 'lsgan', '--data', 'x'])\n"
-            "print(json.dumps(sorted({k.split('.')[0] for k in sys.modules} & set(%r))))\n" % (HEAVY,))
+    code = (
+        "import json, sys\n"
+        "from pipelines.cli.main import parser\n"
+        "parser().parse_args(['train', 'lsgan', '--data', 'x'])\n"
+        "print(json.dumps(sorted({k.split('.')[0] for k in sys.modules} & set(%r))))\n" % (HEAVY,)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
 def test_gans_still_lists_the_registry():
-    out = subprocess.run([sys.executable, "-m", "pipelines.cli.main", "gans"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli.main", "gans"], capture_output=True, text=True, check=True
+    )
     assert [line.split()[0] for line in out.stdout.splitlines()] == ["cyclegan", "discogan", "lsgan", "stylegan"]

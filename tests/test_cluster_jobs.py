@@ -29,8 +29,16 @@ def test_address_comes_from_the_flag_then_the_environment_then_the_local_cluster
 
 
 def test_a_cluster_record_whose_processes_are_gone_is_dropped(no_cluster):
-    state.save(state.ClusterState(root="/nowhere", ray_address="127.0.0.1:1", dashboard_url="http://127.0.0.1:1",
-                                  mlflow_uri="http://127.0.0.1:2", ray_pid=2**22 + 1, mlflow_pid=2**22 + 2))
+    state.save(
+        state.ClusterState(
+            root="/nowhere",
+            ray_address="127.0.0.1:1",
+            dashboard_url="http://127.0.0.1:1",
+            mlflow_uri="http://127.0.0.1:2",
+            ray_pid=2**22 + 1,
+            mlflow_pid=2**22 + 2,
+        )
+    )
     with pytest.raises(jobs.JobsError, match="no Ray cluster"):
         jobs.dashboard_address(None)
     assert state.load() is None
@@ -46,8 +54,14 @@ def test_jobs_must_log_to_a_tracking_server(no_cluster, uri):
 def test_without_a_uri_a_remote_cluster_keeps_its_own_and_the_local_cluster_gives_its_server(no_cluster):
     assert jobs.tracking_uri(None, None) is None
     assert "MLFLOW_TRACKING_URI" not in job_runtime_env(None)["env_vars"]
-    local = state.ClusterState(root="/c", ray_address="127.0.0.1:1", dashboard_url="http://127.0.0.1:1",
-                               mlflow_uri="http://127.0.0.1:5001", ray_pid=1, mlflow_pid=1)
+    local = state.ClusterState(
+        root="/c",
+        ray_address="127.0.0.1:1",
+        dashboard_url="http://127.0.0.1:1",
+        mlflow_uri="http://127.0.0.1:5001",
+        ray_pid=1,
+        mlflow_pid=1,
+    )
     assert jobs.tracking_uri(None, local) == "http://127.0.0.1:5001"
 
 
@@ -57,7 +71,10 @@ def test_local_data_paths_become_absolute_and_urls_pass_through(tmp_path, monkey
     args = ["train", "lsgan", "--data", "shards", "--steps", "5"]
     assert jobs.absolute_data_paths(args)[3] == str(tmp_path / "shards")
     assert jobs.absolute_data_paths(["--data=shards"]) == [f"--data={tmp_path / 'shards'}"]
-    assert jobs.absolute_data_paths(["--data", "pipe:curl -s http://x/a.tar"]) == ["--data", "pipe:curl -s http://x/a.tar"]
+    assert jobs.absolute_data_paths(["--data", "pipe:curl -s http://x/a.tar"]) == [
+        "--data",
+        "pipe:curl -s http://x/a.tar",
+    ]
     assert jobs.absolute_data_paths(["--data", "missing"]) == ["--data", "missing"]  # cluster-side path
 
 

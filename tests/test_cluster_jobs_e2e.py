@@ -32,22 +32,49 @@ from pipelines.train.checkpoint import load_checkpoint
 pytestmark = pytest.mark.slow
 
 # 2 workers on 2 nodes, one exact epoch (9 shards, 1,797 digits: at most 63 batches of 16 per rank) and then some.
-TINY_LSGAN = ["--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "model.latent_dim=16", "--set",
-              "train.log_every=35", "--set", "train.sample_every=35", "--set", "train.checkpoint_every=70",
-              "--set", "eval.every=35", "--set", "eval.samples=256", "--set", "optim.lr_d=1e-4",
-              "--set", "data.mode=exact", "--workers", "2", "--steps", "70", "--batch-size", "16"]
+TINY_LSGAN = [
+    "--set",
+    "model.ngf=8",
+    "--set",
+    "model.ndf=8",
+    "--set",
+    "model.latent_dim=16",
+    "--set",
+    "train.log_every=35",
+    "--set",
+    "train.sample_every=35",
+    "--set",
+    "train.checkpoint_every=70",
+    "--set",
+    "eval.every=35",
+    "--set",
+    "eval.samples=256",
+    "--set",
+    "optim.lr_d=1e-4",
+    "--set",
+    "data.mode=exact",
+    "--workers",
+    "2",
+    "--steps",
+    "70",
+    "--batch-size",
+    "16",
+]
 
 
 def cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipelines.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli.main", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def rest(base: str, path: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{base}/{path}" if path.startswith("get-artifact") else
-                                     f"{base}/api/2.0/mlflow/{path}", data=data,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}/{path}" if path.startswith("get-artifact") else f"{base}/api/2.0/mlflow/{path}",
+        data=data,
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -56,10 +83,21 @@ def join_second_node(address: str, env: dict[str, str], log) -> subprocess.Popen
     """`ray start --address` for a second one-CPU node on this machine, as a worker machine
     would, with the cluster's token. Its dashboard agent needs a port of its own here."""
     env = {**env, "RAY_AUTH_MODE": "token", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
-    node = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ray"), "start", f"--address={address}",
-                             "--num-cpus=1", "--block", "--disable-usage-stats",
-                             f"--dashboard-agent-listen-port={free_port()}"], stdout=log, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
+    node = subprocess.Popen(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ray"),
+            "start",
+            f"--address={address}",
+            "--num-cpus=1",
+            "--block",
+            "--disable-usage-stats",
+            f"--dashboard-agent-listen-port={free_port()}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 90
     while "Ray runtime started" not in open(log.name).read():
         assert node.poll() is None and time.monotonic() < deadline, open(log.name).read()[-2000:]
@@ -114,8 +152,22 @@ def test_cluster_up_serves_ray_and_mlflow_on_loopback(cluster):
 @pytest.fixture(scope="module")
 def job(cluster, digit_shards_with_bad_samples) -> subprocess.CompletedProcess:
     env, _ = cluster
-    return cli(["submit", "--job-id", "tiny-lsgan", "--wait", "--", "train", "lsgan",
-                "--data", str(digit_shards_with_bad_samples), "--no-progress", *TINY_LSGAN], env)
+    return cli(
+        [
+            "submit",
+            "--job-id",
+            "tiny-lsgan",
+            "--wait",
+            "--",
+            "train",
+            "lsgan",
+            "--data",
+            str(digit_shards_with_bad_samples),
+            "--no-progress",
+            *TINY_LSGAN,
+        ],
+        env,
+    )
 
 
 def finished_run(server: str) -> dict:
@@ -125,8 +177,9 @@ def finished_run(server: str) -> dict:
     return {**runs[0], "experiment": experiment}
 
 
-def test_a_two_node_job_trains_and_its_run_is_found_through_the_mlflow_server(cluster, job,
-                                                                               digit_shards_with_bad_samples):
+def test_a_two_node_job_trains_and_its_run_is_found_through_the_mlflow_server(
+    cluster, job, digit_shards_with_bad_samples
+):
     env, state = cluster
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert "job tiny-lsgan: SUCCEEDED" in job.stdout
@@ -194,12 +247,26 @@ def test_the_job_s_run_holds_everything_a_user_looks_for(cluster, job, digit_sha
     state_dict = load_checkpoint(client.download_artifacts(run_id, "checkpoint", str(tmp_path / "dl")))
     assert state_dict["engine"]["step"] == 70 and state_dict["config"]["optim"]["lr_d"] == 1e-4
     assert set(state_dict["engine"]["optim"]) == {"G", "D"}
-    generator = torch.load(client.download_artifacts(run_id, "generator/generator.pt", str(tmp_path / "g")),
-                           weights_only=True)
+    generator = torch.load(
+        client.download_artifacts(run_id, "generator/generator.pt", str(tmp_path / "g")), weights_only=True
+    )
     assert set(generator) == {"G"}
 
-    evaluate = cli(["evaluate", run_id, "--data", str(shards), "--n", "300", "--device", "cpu",
-                    "--tracking-uri", state["mlflow_uri"]], env)
+    evaluate = cli(
+        [
+            "evaluate",
+            run_id,
+            "--data",
+            str(shards),
+            "--n",
+            "300",
+            "--device",
+            "cpu",
+            "--tracking-uri",
+            state["mlflow_uri"],
+        ],
+        env,
+    )
     assert evaluate.returncode == 0, evaluate.stderr
     logged = client.get_run(run_id).data.metrics
     assert logged["evaluate/swd"] > 0 and logged["evaluate/reference_images"] == 300
@@ -236,9 +303,30 @@ def test_the_run_is_browsed_in_the_mlflow_ui_as_a_user_sees_it(cluster, job, tmp
 
 def test_a_running_job_is_stopped_and_its_logs_followed_to_the_end(cluster, digit_shards):
     env, _ = cluster
-    submit = cli(["submit", "--job-id", "long-lsgan", "--", "train", "lsgan", "--data", str(digit_shards),
-                  "--no-progress", "--set", "model.ngf=8", "--set", "model.ndf=8", "--set", "eval.every=0",
-                  "--workers", "1", "--steps", "100000"], env)
+    submit = cli(
+        [
+            "submit",
+            "--job-id",
+            "long-lsgan",
+            "--",
+            "train",
+            "lsgan",
+            "--data",
+            str(digit_shards),
+            "--no-progress",
+            "--set",
+            "model.ngf=8",
+            "--set",
+            "model.ndf=8",
+            "--set",
+            "eval.every=0",
+            "--workers",
+            "1",
+            "--steps",
+            "100000",
+        ],
+        env,
+    )
     assert submit.returncode == 0, submit.stderr
     deadline = time.monotonic() + 120
     while not (status := cli(["jobs", "status", "long-lsgan"], env).stdout).startswith("long-lsgan: RUNNING"):
@@ -252,8 +340,19 @@ def test_a_running_job_is_stopped_and_its_logs_followed_to_the_end(cluster, digi
 
 def test_a_multi_node_run_with_a_node_local_store_is_refused(cluster, digit_shards, tmp_path):
     env, state = cluster
-    refused = cli(["train", "lsgan", "--data", str(digit_shards), "--address", state["ray_address"],
-                   "--set", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"], env)
+    refused = cli(
+        [
+            "train",
+            "lsgan",
+            "--data",
+            str(digit_shards),
+            "--address",
+            state["ray_address"],
+            "--set",
+            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        ],
+        env,
+    )
     assert refused.returncode == 2, refused.stderr
     assert "this Ray cluster has 2 nodes, and the MLflow store sqlite:///" in refused.stderr
     assert not (tmp_path / "mlflow.db").exists()  # refused before any run was created
@@ -261,8 +360,19 @@ def test_a_multi_node_run_with_a_node_local_store_is_refused(cluster, digit_shar
 
 def test_submit_refuses_a_local_tracking_store(cluster, digit_shards, tmp_path):
     env, _ = cluster
-    refused = cli(["submit", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", "--", "train", "lsgan",
-                   "--data", str(digit_shards)], env)
+    refused = cli(
+        [
+            "submit",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'm.db'}",
+            "--",
+            "train",
+            "lsgan",
+            "--data",
+            str(digit_shards),
+        ],
+        env,
+    )
     assert refused.returncode == 2 and "not to a local store" in refused.stderr
 
 

@@ -21,8 +21,13 @@ def test_workers_find_their_own_cluster_beside_another_ray_instance(ray_local):
 
             return get_actor(ray.get_runtime_context().get_actor_id(), timeout=30).state
 
-    other = subprocess.Popen([sys.executable, "-c", OTHER_INSTANCE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
+    other = subprocess.Popen(
+        [sys.executable, "-c", OTHER_INSTANCE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert other.stdout.readline() == "up\n"
         assert ray.get(Probe.remote().own_state.remote()) == "ALIVE"

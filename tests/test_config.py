@@ -42,19 +42,22 @@ def test_tree_round_trips_through_dict_and_flattens_for_mlflow():
     assert flat["optim.lr_d"] == 1e-4 and flat["model.ngf"] == 64 and flat["gan"] == "lsgan"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("optim.lr_dd=1e-4", "unknown config key optim.lr_dd (did you mean optim.lr_d?)"),
-    ("optim.lr_d=-1e-4", "optim.lr_d must be > 0"),
-    ("optim.beta1=1.5", "optim.beta1 must be in [0, 1)"),
-    ("train.steps=many", "train.steps must be of type int"),
-    ("train.amp=fp8", "train.amp must be one of"),
-    ("train.amp=on", "train.amp must be one of"),
-    ("train.channels_last=sometimes", "train.channels_last must be one of"),
-    ("data.mode=sometimes", "data.mode must be one of"),
-    ("model.ngf=0", "model.ngf must be >= 1"),
-    ("modle.ngf=3", "unknown config section modle (did you mean model?)"),
-    ("lr_d", "not of the form key.path=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lr_dd=1e-4", "unknown config key optim.lr_dd (did you mean optim.lr_d?)"),
+        ("optim.lr_d=-1e-4", "optim.lr_d must be > 0"),
+        ("optim.beta1=1.5", "optim.beta1 must be in [0, 1)"),
+        ("train.steps=many", "train.steps must be of type int"),
+        ("train.amp=fp8", "train.amp must be one of"),
+        ("train.amp=on", "train.amp must be one of"),
+        ("train.channels_last=sometimes", "train.channels_last must be one of"),
+        ("data.mode=sometimes", "data.mode must be one of"),
+        ("model.ngf=0", "model.ngf must be >= 1"),
+        ("modle.ngf=3", "unknown config section modle (did you mean model?)"),
+        ("lr_d", "not of the form key.path=value"),
+    ],
+)
 def test_bad_values_fail_naming_the_key(override, message):
     with pytest.raises(ConfigError) as info:
         load("lsgan", overrides=[override])

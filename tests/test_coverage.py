@@ -15,5 +15,8 @@ def test_only_the_recorded_epoch_counts_and_every_domain_is_kept():
     coverage.add({"keys": {"A": ["/s/A-1.tar#x", "/s/A-1.tar#z"], "B": ["/s/B-2.tar#y"]}}, epoch=1)
     coverage.add({"keys": {"A": ["/s/A-3.tar#x"], "B": ["/s/B-3.tar#y"]}}, epoch=2)
     report = coverage.gather(rank=0, node="n0", complete=True)  # no process group: this rank alone
-    assert report == {"epoch": 1, "complete": True,
-                      "ranks": [{"rank": 0, "node": "n0", "shards": {"A": ["A-1.tar"], "B": ["B-2.tar"]}}]}
+    assert report == {
+        "epoch": 1,
+        "complete": True,
+        "ranks": [{"rank": 0, "node": "n0", "shards": {"A": ["A-1.tar"], "B": ["B-2.tar"]}}],
+    }

@@ -21,16 +21,27 @@ def _conv(c_in, c_out, k):  # weights + bias (instance norm without affine keeps
 
 
 def test_resnet9_generator_has_the_reference_parameter_count():
-    expected = (_conv(3, 64, 7) + _conv(64, 128, 3) + _conv(128, 256, 3)  # encoder
-                + 9 * 2 * _conv(256, 256, 3)  # transformer
-                + _conv(256, 128, 3) + _conv(128, 64, 3) + _conv(64, 3, 7))  # decoder
+    expected = (
+        _conv(3, 64, 7)
+        + _conv(64, 128, 3)
+        + _conv(128, 256, 3)  # encoder
+        + 9 * 2 * _conv(256, 256, 3)  # transformer
+        + _conv(256, 128, 3)
+        + _conv(128, 64, 3)
+        + _conv(64, 3, 7)
+    )  # decoder
     assert expected == 11_378_179  # the "11.378 M" the reference prints for G_A
     assert _count(ResnetGenerator(3, 256, ngf=64, n_blocks=9)) == expected
 
 
 def test_patchgan_has_the_reference_parameter_count_and_sees_70x70_patches():
-    expected = (3 * 64 * 16 + 64) + (64 * 128 * 16 + 128) + (128 * 256 * 16 + 256) \
-        + (256 * 512 * 16 + 512) + (512 * 1 * 16 + 1)
+    expected = (
+        (3 * 64 * 16 + 64)
+        + (64 * 128 * 16 + 128)
+        + (128 * 256 * 16 + 256)
+        + (256 * 512 * 16 + 512)
+        + (512 * 1 * 16 + 1)
+    )
     assert expected == 2_764_737  # the "2.765 M" the reference prints for D_A
     d = PatchDiscriminator(3, 256, ndf=64, n_layers=3)
     assert _count(d) == expected

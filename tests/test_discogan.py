@@ -11,7 +11,11 @@ from pipelines.config import load
 
 def test_64px_nets_have_the_reference_layers():
     g = DiscoGenerator(3, 64, ngf=64)
-    convs = [(m.in_channels, m.out_channels) for m in g.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    convs = [
+        (m.in_channels, m.out_channels)
+        for m in g.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+    ]
     assert convs == [(3, 64), (64, 128), (128, 256), (256, 512), (512, 256), (256, 128), (128, 64), (64, 3)]
     d = DiscoDiscriminator(3, 64, ndf=64)
     logit, features = d(torch.zeros(2, 3, 64, 64))

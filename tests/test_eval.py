@@ -2,7 +2,6 @@
 value from two gloo ranks as from one process, the loop calling it, and `ganforge evaluate`
 with paired L1/PSNR for translation."""
 
-
 import pytest
 import torch
 from spawn_helpers import spawn_gloo
@@ -20,14 +19,17 @@ from pipelines.eval.reference import cache_path
 @pytest.fixture(scope="module")
 def held_out_digits(digits_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("held") / "shards"
-    write_shards({"image": digits_dir}, out, ShardOptions(size=16, channels="L", shard_size=400, holdout=300,
-                                                         progress=False))
+    write_shards(
+        {"image": digits_dir}, out, ShardOptions(size=16, channels="L", shard_size=400, holdout=300, progress=False)
+    )
     return out
 
 
 def _evaluator(name, shards, domains, samples=200, batch_size=32):
     engine = tiny_engine(name)  # 16 px, like the shards
-    return engine, Evaluator(engine.gan, read_dataset(shards), domains, MetricSuite(PixelFeatures()), samples, batch_size)
+    return engine, Evaluator(
+        engine.gan, read_dataset(shards), domains, MetricSuite(PixelFeatures()), samples, batch_size
+    )
 
 
 def test_unconditional_metrics_use_the_holdout_and_cache_its_features(held_out_digits, monkeypatch):
@@ -44,7 +46,9 @@ def test_unconditional_metrics_use_the_holdout_and_cache_its_features(held_out_d
     # 200 fakes in 7 batches of 32: only those may pass through the extractor this time
     monkeypatch.setattr(PixelFeatures, "forward", _only_fakes(PixelFeatures.forward, 7 * 32))
     second = again(engine.sampling_nets())  # reference features come from the cache
-    assert second["eval/swd"] == pytest.approx(result["eval/swd"]) and second["eval/kid_pixels"] == pytest.approx(result["eval/kid_pixels"])
+    assert second["eval/swd"] == pytest.approx(result["eval/swd"]) and second["eval/kid_pixels"] == pytest.approx(
+        result["eval/kid_pixels"]
+    )
 
 
 def _only_fakes(forward, fakes):
@@ -54,6 +58,7 @@ def _only_fakes(forward, fakes):
         calls.append(len(images))
         assert sum(calls) <= fakes, "reference features were recomputed instead of read from the cache"
         return forward(self, images)
+
     return guarded
 
 
@@ -63,10 +68,13 @@ def test_an_untrained_generator_scores_worse_than_real_images(held_out_digits):
     untrained = evaluator(engine.sampling_nets())
     real = evaluator.reference("image")
     images, _ = read_images(read_dataset(held_out_digits).domain("image"), 200, 16, 1)  # training split
-    as_real = evaluator.suite.compare(real.features, evaluator.suite.features(images.float() / 127.5 - 1),
-                                      real.images.float() / 127.5 - 1, images.float() / 127.5 - 1)
+    as_real = evaluator.suite.compare(
+        real.features,
+        evaluator.suite.features(images.float() / 127.5 - 1),
+        real.images.float() / 127.5 - 1,
+        images.float() / 127.5 - 1,
+    )
     assert as_real["swd"] < untrained["eval/swd"] and as_real["kid_pixels"] < untrained["eval/kid_pixels"]
-
 
 
 SPLIT_SAMPLES = 72  # 4.5 global batches of 16: ranks get unequal shares and the last one wraps
@@ -81,7 +89,9 @@ def _rank(rank, world, name, shards, domains, out):
 
 @pytest.mark.parametrize("name", ["lsgan", "cyclegan"])
 def test_two_ranks_give_the_single_process_value(name, held_out_digits, inverted_photo_shards, tmp_path):
-    shards, domains = (held_out_digits, {"image": "image"}) if name == "lsgan" else (inverted_photo_shards, {"A": "A", "B": "B"})
+    shards, domains = (
+        (held_out_digits, {"image": "image"}) if name == "lsgan" else (inverted_photo_shards, {"A": "A", "B": "B"})
+    )
     spawn_gloo(_rank, 2, tmp_path, name, str(shards), domains, str(tmp_path / "r"))
     ranks = [torch.load(tmp_path / f"r-{r}.pt", weights_only=True) for r in (0, 1)]
     torch.set_num_threads(1)
@@ -125,8 +135,11 @@ def paired_inverted(tmp_path_factory):
         (root / domain).mkdir()
         for i, image in enumerate(images):
             Image.fromarray(np.ascontiguousarray(image)).save(root / domain / f"{i:03d}.png")
-    write_shards({"A": root / "A", "B": root / "B"}, root / "shards",
-                 ShardOptions(size=16, shard_size=20, holdout=20, progress=False))
+    write_shards(
+        {"A": root / "A", "B": root / "B"},
+        root / "shards",
+        ShardOptions(size=16, shard_size=20, holdout=20, progress=False),
+    )
     return root / "shards"
 
 

@@ -2,7 +2,6 @@
 stay finite, checkpoints round-trip bitwise (GAN state included), sample grids and
 generation/translation have the documented shapes, and DDP keeps two real gloo ranks identical."""
 
-
 import pytest
 import torch
 import torch.distributed as dist
@@ -120,7 +119,6 @@ def test_generate_or_translate(name):
             gan.generate(nets, 3, torch.Generator())
 
 
-
 def _ddp_worker(rank, world, name, out):
     torch.manual_seed(100 + rank)  # different init per rank: DDP must broadcast rank 0's
     engine = tiny_engine(name)
@@ -138,4 +136,3 @@ def test_ddp_keeps_ranks_identical_through_every_phase(name, tmp_path):
     out = tmp_path / "result.pt"
     spawn_gloo(_ddp_worker, 2, tmp_path, name, str(out))
     assert torch.load(out, weights_only=True)["same"], "ranks diverged: some phase skipped the all-reduce"
-

@@ -21,8 +21,14 @@ RUNS = {  # tiny widths, the real architectures; 32 px two-domain demo data
     "cyclegan": ["model.ngf=8", "model.ndf=8", "model.n_blocks=2", "data.batch_size=2"],
     "discogan": ["model.ngf=8", "model.ndf=8", "data.batch_size=8"],
     # a one-domain GAN on two-domain shards learns the domain it is told to
-    "stylegan": ["model.z_dim=32", "model.w_dim=32", "model.channel_base=256", "model.channel_max=32",
-                 "data.batch_size=4", "data.domain=B"],
+    "stylegan": [
+        "model.z_dim=32",
+        "model.w_dim=32",
+        "model.channel_base=256",
+        "model.channel_max=32",
+        "data.batch_size=4",
+        "data.domain=B",
+    ],
 }
 GRID = {"cyclegan": (8, 6), "discogan": (8, 6), "stylegan": (8 + 1, 8)}  # rows x cols of 32 px cells
 
@@ -37,14 +43,27 @@ def _grid_shape(client, run_id, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
-def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, ray_local, tmp_path, empty_store,
-                                                   capsys):
+def test_gan_trains_under_ray_and_its_run_is_usable(
+    name, digit_domain_shards, ray_local, tmp_path, empty_store, capsys
+):
     uri = empty_store
-    cfg = load(name, overrides=[
-        f"data.path={digit_domain_shards}", "train.workers=2", "train.steps=12", "train.log_every=6",
-        "train.sample_every=6", "train.checkpoint_every=12", "train.sample_count=64", "eval.samples=64", *RUNS[name],
-        f"tracking.uri={uri}", f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
-        f"train.storage_path={tmp_path / 'ray'}"])
+    cfg = load(
+        name,
+        overrides=[
+            f"data.path={digit_domain_shards}",
+            "train.workers=2",
+            "train.steps=12",
+            "train.log_every=6",
+            "train.sample_every=6",
+            "train.checkpoint_every=12",
+            "train.sample_count=64",
+            "eval.samples=64",
+            *RUNS[name],
+            f"tracking.uri={uri}",
+            f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
+            f"train.storage_path={tmp_path / 'ray'}",
+        ],
+    )
     outcome = train(cfg, progress=False)
     assert not ray_actors("DatasetManager")  # no Ray Datasets given: Ray Train's DatasetManager is left out
 
@@ -60,8 +79,9 @@ def test_gan_trains_under_ray_and_its_run_is_usable(name, digit_domain_shards, r
     steps, shape, mode = _grid_shape(client, outcome.run_id, tmp_path)
     assert steps == [6, 12] and shape == GRID[name] and mode == "RGB"
 
-    generators = torch.load(client.download_artifacts(outcome.run_id, "generator/generator.pt", str(tmp_path / "g")),
-                            weights_only=True)
+    generators = torch.load(
+        client.download_artifacts(outcome.run_id, "generator/generator.pt", str(tmp_path / "g")), weights_only=True
+    )
     assert set(generators) == ({"G"} if name == "stylegan" else {"G_AB", "G_BA"})
     _use_the_run(name, outcome, uri, digit_domain_shards, tmp_path)
     capsys.readouterr()

@@ -2,7 +2,6 @@
 untouched) and is counted; K in a row end the run as diverged; no checkpoint is written
 from non-finite weights; under DDP a NaN on one rank makes every rank skip."""
 
-
 import pytest
 import torch
 import torch.distributed as dist
@@ -22,6 +21,7 @@ def _plant_nan(engine, phase_name, steps):
         if phase == phase_name and step in steps:
             result.loss = result.loss * float("nan")
         return result
+
     engine.gan.compute = poisoned
 
 
@@ -63,7 +63,6 @@ def test_no_checkpoint_from_non_finite_weights():
         checkpoint_state(engine, Position(), cfg)
 
 
-
 def _rank(rank, world, out):
     torch.manual_seed(0)
     engine = tiny_engine("lsgan")
@@ -74,8 +73,14 @@ def _rank(rank, world, out):
     flat = torch.cat([p.detach().flatten() for net in engine.raw.values() for p in net.parameters()])
     gathered = [torch.zeros_like(flat) for _ in range(world)]
     dist.all_gather(gathered, flat)
-    torch.save({"skipped": engine.guard.skipped, "same": torch.equal(gathered[0], gathered[1]),
-                "finite": bool(torch.isfinite(flat).all())}, f"{out}-{rank}.pt")
+    torch.save(
+        {
+            "skipped": engine.guard.skipped,
+            "same": torch.equal(gathered[0], gathered[1]),
+            "finite": bool(torch.isfinite(flat).all()),
+        },
+        f"{out}-{rank}.pt",
+    )
 
 
 def test_under_ddp_a_nan_on_one_rank_makes_every_rank_skip(tmp_path):

@@ -18,8 +18,11 @@ from learning_runs import SECONDS, TRANSLATION, UNCONDITIONAL, run
 def learned(request, digit_shards, inverted_photo_shards):
     """The selected tests' runs, all started before the first of these tests: two processes
     (spawned: this one may hold Ray's threads) train one GAN each at a time, longest first."""
-    names = sorted({item.callspec.params["name"] for item in request.session.items if item.module is request.module},
-                   key=SECONDS.get, reverse=True)
+    names = sorted(
+        {item.callspec.params["name"] for item in request.session.items if item.module is request.module},
+        key=SECONDS.get,
+        reverse=True,
+    )
     shards = {name: str(digit_shards if name in UNCONDITIONAL else inverted_photo_shards) for name in names}
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         yield {name: pool.submit(run, name, shards[name]) for name in names}
@@ -31,8 +34,9 @@ def test_unconditional_gan_learns_the_digit_distribution(name, learned):
     result = learned[name].result()
     steps, _, bound = UNCONDITIONAL[name]
     assert result["steps"] == steps and result["finite"]
-    assert result["after"] < bound * result["before"], \
+    assert result["after"] < bound * result["before"], (
         f"SWD {result['before']:.1f} -> {result['after']:.1f}: {name} did not learn"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(TRANSLATION))

@@ -34,8 +34,9 @@ def even_shards(tmp_path_factory):
     """1,600 digits in 16 shards of 100: divides evenly over 2 ranks x 2 workers x batch 50."""
     root = tmp_path_factory.mktemp("even")
     write_digits(root / "images", size=16, limit=1600)
-    write_shards({"image": root / "images"}, root / "shards",
-                 ShardOptions(size=16, channels="L", shard_size=100, progress=False))
+    write_shards(
+        {"image": root / "images"}, root / "shards", ShardOptions(size=16, channels="L", shard_size=100, progress=False)
+    )
     return root / "shards"
 
 
@@ -50,8 +51,9 @@ def test_exact_epoch_reads_every_sample_once_across_ranks_and_workers(even_shard
 
 
 def test_exact_epochs_reshuffle_the_shard_assignment(even_shards):
-    assert {k.split("#")[0] for k in _keys(_epoch(even_shards, 0, 2, epoch=0))} != \
-           {k.split("#")[0] for k in _keys(_epoch(even_shards, 0, 2, epoch=1))}
+    assert {k.split("#")[0] for k in _keys(_epoch(even_shards, 0, 2, epoch=0))} != {
+        k.split("#")[0] for k in _keys(_epoch(even_shards, 0, 2, epoch=1))
+    }
 
 
 def test_uneven_shards_give_equal_batch_counts_by_padding(digit_shards):
@@ -74,8 +76,11 @@ def test_resampled_mode_gives_every_rank_the_fixed_epoch_length(digit_shards):
 
 def test_exact_mode_needs_a_shard_per_reader(digit_shards):
     ds = read_dataset(digit_shards)
-    with pytest.raises(DataError, match=r"needs at least 10 shards \(2 workers x 5 loader processes\) but domain "
-                                        r"'image' has 9"):
+    with pytest.raises(
+        DataError,
+        match=r"needs at least 10 shards \(2 workers x 5 loader processes\) but domain "
+        r"'image' has 9",
+    ):
         RankBatches(ds.domain("image"), StreamSpec(world=2, mode="exact", loader_workers=5), 16, 1, 8)
 
 
@@ -105,7 +110,9 @@ def test_a_shard_listed_in_the_manifest_but_missing_fails_clearly(digit_shards, 
     copy = tmp_path / "copy"
     shutil.copytree(digit_shards, copy)
     (copy / "image-000003.tar").unlink()
-    with pytest.raises(DataError, match=r"1 shard file\(s\) listed in the manifest are missing, e.g. .*image-000003.tar"):
+    with pytest.raises(
+        DataError, match=r"1 shard file\(s\) listed in the manifest are missing, e.g. .*image-000003.tar"
+    ):
         read_dataset(copy)
 
 
@@ -123,8 +130,11 @@ def test_few_tiny_shards_and_a_large_shuffle_buffer_are_not_mistaken_for_garbage
     """Filling a 1000-sample buffer from 1-image shards opens hundreds of shards before the
     first decode; that must not trip the reader's no-decodable-image guard."""
     write_digits(tmp_path / "images", size=16, limit=5)
-    write_shards({"image": tmp_path / "images"}, tmp_path / "shards",
-                 ShardOptions(size=16, channels="L", shard_size=1, progress=False))
+    write_shards(
+        {"image": tmp_path / "images"},
+        tmp_path / "shards",
+        ShardOptions(size=16, channels="L", shard_size=1, progress=False),
+    )
     ds = read_dataset(tmp_path / "shards")
     spec = StreamSpec(mode="resampled", loader_workers=0, shuffle_buffer=1000)
     batches = list(RankBatches(ds.domain("image"), spec, 16, 1, 4, epoch_batches=3).epoch(0))
@@ -135,12 +145,15 @@ def _domain_shards(root, counts, shard_size):
     """Two-domain shards of real digits: A and B from disjoint digits, of the given sizes."""
     write_digits(root / "digits", size=16, limit=sum(counts))
     files = sorted((root / "digits").rglob("*.png"))
-    for name, chosen in (("A", files[:counts[0]]), ("B", files[counts[0]:])):
+    for name, chosen in (("A", files[: counts[0]]), ("B", files[counts[0] :])):
         (root / name).mkdir()
         for f in chosen:
             shutil.copy(f, root / name / f.name)
-    write_shards({"A": root / "A", "B": root / "B"}, root / "shards",
-                 ShardOptions(size=16, channels="L", shard_size=shard_size, progress=False))
+    write_shards(
+        {"A": root / "A", "B": root / "B"},
+        root / "shards",
+        ShardOptions(size=16, channels="L", shard_size=shard_size, progress=False),
+    )
     return read_dataset(root / "shards")
 
 
@@ -161,8 +174,9 @@ def test_domains_are_shuffled_independently(tmp_path):
     ds = _domain_shards(tmp_path, (100, 100), shard_size=25)
     spec = StreamSpec(mode="exact", seed=1, shuffle_buffer=100, loader_workers=0)
     batches = Batches(ds, {"A": "A", "B": "B"}, spec, batch_size=10)
-    partners = [{a: b for batch in batches.epoch(e) for a, b in zip(batch["keys"]["A"], batch["keys"]["B"])}
-                for e in (0, 1)]
+    partners = [
+        {a: b for batch in batches.epoch(e) for a, b in zip(batch["keys"]["A"], batch["keys"]["B"])} for e in (0, 1)
+    ]
     same = sum(partners[0][a] == partners[1][a] for a in partners[0])
     assert same < 10, "A and B images came in the same pairs again: the domains are not unpaired"
 

@@ -7,7 +7,13 @@ import torch
 import torch.nn.functional as F
 from scipy import linalg
 
-from gan_core.metrics import PixelFeatures, feature_statistics, frechet_distance, kernel_distance, sliced_wasserstein_distance
+from gan_core.metrics import (
+    PixelFeatures,
+    feature_statistics,
+    frechet_distance,
+    kernel_distance,
+    sliced_wasserstein_distance,
+)
 from pipelines.data.loader import RankBatches, StreamSpec
 from pipelines.data.manifest import read_dataset
 
@@ -46,7 +52,9 @@ def test_fid_of_a_mean_shift_is_its_squared_length():
 def test_kid_is_unbiased_and_detects_a_difference():
     same_mean, same_std = kernel_distance(_gaussian(2000, 32, 4), _gaussian(2000, 32, 5), subsets=50, subset_size=500)
     assert abs(same_mean) < 3 * same_std / np.sqrt(50) + 1e-4  # zero within its standard error
-    diff_mean, _ = kernel_distance(_gaussian(2000, 32, 4), _gaussian(2000, 32, 6, shift=0.5), subsets=50, subset_size=500)
+    diff_mean, _ = kernel_distance(
+        _gaussian(2000, 32, 4), _gaussian(2000, 32, 6, shift=0.5), subsets=50, subset_size=500
+    )
     assert diff_mean > 100 * abs(same_mean) and diff_mean > 0.01
 
 
@@ -59,8 +67,17 @@ def test_distances_reject_mismatched_inputs():
 
 def test_swd_and_kid_rank_real_below_blurred_below_noise(digit_shards):
     ds = read_dataset(digit_shards)
-    images = next(iter(RankBatches(ds.domain("image"), StreamSpec(mode="exact", loader_workers=0),
-                                   ds.resolution, ds.channels, 1600).epoch(0)))["image"].float() / 127.5 - 1
+    images = (
+        next(
+            iter(
+                RankBatches(
+                    ds.domain("image"), StreamSpec(mode="exact", loader_workers=0), ds.resolution, ds.channels, 1600
+                ).epoch(0)
+            )
+        )["image"].float()
+        / 127.5
+        - 1
+    )
     real_a, real_b = images[:800], images[800:]
     blurred = F.avg_pool2d(F.pad(real_b, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     noise = torch.rand_like(real_b) * 2 - 1
@@ -68,15 +85,22 @@ def test_swd_and_kid_rank_real_below_blurred_below_noise(digit_shards):
     swd = {name: sliced_wasserstein_distance(real_a, other)["swd"] for name, other in others}
     assert swd["real"] < swd["blurred"] < swd["noise"], swd
     features = PixelFeatures()
-    kid = {name: kernel_distance(features(real_a).double(), features(other).double(), subsets=50, subset_size=500)[0]
-           for name, other in others}
+    kid = {
+        name: kernel_distance(features(real_a).double(), features(other).double(), subsets=50, subset_size=500)[0]
+        for name, other in others
+    }
     assert kid["real"] < kid["blurred"] < kid["noise"], kid
 
 
 def _digit_images(digit_shards, n=600):
     ds = read_dataset(digit_shards)
-    batch = next(iter(RankBatches(ds.domain("image"), StreamSpec(mode="exact", loader_workers=0),
-                                  ds.resolution, ds.channels, n).epoch(0)))
+    batch = next(
+        iter(
+            RankBatches(
+                ds.domain("image"), StreamSpec(mode="exact", loader_workers=0), ds.resolution, ds.channels, n
+            ).epoch(0)
+        )
+    )
     return batch["image"].float() / 127.5 - 1
 
 

@@ -26,7 +26,9 @@ def registered(empty_store, tmp_path):
     engine = tiny_engine("lsgan")
     _, resolution, channels = TINY["lsgan"]
     client = MlflowClient(empty_store)
-    run_id = client.create_run(client.create_experiment("refs", artifact_location=(tmp_path / "art").as_uri())).info.run_id
+    run_id = client.create_run(
+        client.create_experiment("refs", artifact_location=(tmp_path / "art").as_uri())
+    ).info.run_id
     meta = {"gan": "lsgan", "model": asdict(engine.gan.cfg), "resolution": resolution, "channels": channels}
     nets = {n: net for n, net in engine.sampling_nets().items() if n in engine.gan.groups["G"]}
     client.log_artifacts(run_id, str(export_generator(tmp_path / "export", nets, meta)), "generator")

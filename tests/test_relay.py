@@ -12,16 +12,19 @@ from pipelines.tracking.relay import RelayClient, TrackingRelay, needs_relay, st
 from pipelines.tracking.runs import RunLogger, start_run
 
 
-@pytest.mark.parametrize("uri, relayed", [
-    ("http://127.0.0.1:5000", True),
-    ("http://localhost:5000", True),
-    ("https://[::1]:5000/mlflow", True),
-    ("http://10.0.3.7:5000", False),  # a private address every node may reach: direct
-    ("https://mlflow.example.org", False),
-    ("sqlite:////tmp/mlflow.db", False),
-    ("databricks", False),
-    ("/tmp/mlruns", False),
-])
+@pytest.mark.parametrize(
+    "uri, relayed",
+    [
+        ("http://127.0.0.1:5000", True),
+        ("http://localhost:5000", True),
+        ("https://[::1]:5000/mlflow", True),
+        ("http://10.0.3.7:5000", False),  # a private address every node may reach: direct
+        ("https://mlflow.example.org", False),
+        ("sqlite:////tmp/mlflow.db", False),
+        ("databricks", False),
+        ("/tmp/mlruns", False),
+    ],
+)
 def test_only_a_server_on_loopback_is_relayed(uri, relayed):
     assert needs_relay(uri) is relayed
 

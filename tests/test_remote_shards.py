@@ -71,12 +71,19 @@ def _aws(*args: str) -> None:
 def s3_bucket(digit_shards):
     """A bucket holding the digit shards; the environment points the AWS CLI at it, as a user's would."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     saved = dict(os.environ)
     # The venv's `aws`, as in an activated venv (make runs pytest without activating it).
-    os.environ.update(S3_ENV, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-                      PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    os.environ.update(
+        S3_ENV,
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/", server, "the S3 server")
         _aws("s3", "mb", "s3://ganforge-test")

@@ -30,21 +30,40 @@ from pipelines.train.setup import build_batches, build_engine
 pytestmark = pytest.mark.slow
 
 # Exact epochs: a resume skips the batches already trained on, so the data order is the same.
-BASE = ["train.workers=2", "model.ngf=8", "model.ndf=8", "data.batch_size=16", "data.mode=exact",
-        "train.log_every=10", "train.sample_every=1000", "eval.every=0"]
+BASE = [
+    "train.workers=2",
+    "model.ngf=8",
+    "model.ndf=8",
+    "data.batch_size=16",
+    "data.mode=exact",
+    "train.log_every=10",
+    "train.sample_every=1000",
+    "eval.every=0",
+]
 
 
 def _cfg(shards, tmp_path, steps, *extra):
-    return load("lsgan", overrides=[f"data.path={shards}", *BASE, f"train.steps={steps}", *extra,
-                                    f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
-                                    f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
-                                    f"train.storage_path={tmp_path / 'ray'}"])
+    return load(
+        "lsgan",
+        overrides=[
+            f"data.path={shards}",
+            *BASE,
+            f"train.steps={steps}",
+            *extra,
+            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
+            f"train.storage_path={tmp_path / 'ray'}",
+        ],
+    )
 
 
 def _weights(checkpoint_path=None, state=None):
     state = (state or load_checkpoint(checkpoint_path))["engine"]
-    return {**state["nets"]["G"], **{f"D.{k}": v for k, v in state["nets"]["D"].items()},
-            **{f"optim.{g}": o["state"][0]["exp_avg"] for g, o in state["optim"].items()}}
+    return {
+        **state["nets"]["G"],
+        **{f"D.{k}": v for k, v in state["nets"]["D"].items()},
+        **{f"optim.{g}": o["state"][0]["exp_avg"] for g, o in state["optim"].items()},
+    }
 
 
 def _same(a, b):
@@ -80,8 +99,9 @@ def straight(digit_shards, tmp_path_factory):
     return {step: _weights(state=torch.load(tmp / f"{step}.pt", weights_only=True)) for step in (200, 300)}
 
 
-def test_a_killed_worker_and_then_a_resume_continue_the_run_bitwise(digit_shards, ray_local, tmp_path, empty_store,
-                                                                    straight):
+def test_a_killed_worker_and_then_a_resume_continue_the_run_bitwise(
+    digit_shards, ray_local, tmp_path, empty_store, straight
+):
     # To step 200, a worker's process killed mid-run after the step-100 checkpoint: Ray Train
     # starts a new worker group, which restores that checkpoint.
     cfg = _cfg(digit_shards, tmp_path, 200, "train.checkpoint_every=100", "train.max_failures=1")
@@ -96,8 +116,9 @@ def test_a_killed_worker_and_then_a_resume_continue_the_run_bitwise(digit_shards
     # Then `ganforge train --resume RUN_ID`: the same MLflow run, from Ray's newest checkpoint, to step 300.
     checkpoint = find_checkpoint(first.run_id, TrackingConfig(uri=first.tracking.uri))
     assert load_checkpoint(checkpoint)["engine"]["step"] == 200
-    resumed = train(resume_config("lsgan", checkpoint, ["train.steps=300"]), progress=False,
-                    resume_from=str(checkpoint))
+    resumed = train(
+        resume_config("lsgan", checkpoint, ["train.steps=300"]), progress=False, resume_from=str(checkpoint)
+    )
     assert resumed.run_id == first.run_id and client.get_run(first.run_id).info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(first.run_id, "loss/G")]
     assert sorted(set(steps)) == list(range(10, 310, 10))  # one step axis...

@@ -37,8 +37,11 @@ def _mixed_folder(root):
 
 def test_every_readable_image_becomes_a_sample_and_bad_files_are_listed(tmp_path):
     good, bad = _mixed_folder(tmp_path / "src")
-    manifest = write_shards({"image": tmp_path / "src"}, tmp_path / "out",
-                            ShardOptions(size=32, channels="RGB", shard_size=2, progress=False))
+    manifest = write_shards(
+        {"image": tmp_path / "src"},
+        tmp_path / "out",
+        ShardOptions(size=32, channels="RGB", shard_size=2, progress=False),
+    )
     domain = manifest["domains"]["image"]
     assert manifest["images"] == domain["count"] == good
     assert manifest["shards"] == 3 and [s["count"] for s in domain["shards"]] == [2, 2, 1]
@@ -107,8 +110,20 @@ def test_cli_shards_two_unpaired_domains_of_different_sizes(tmp_path, capsys):
         (tmp_path / domain).mkdir()
         for i in range(count):
             Image.fromarray(rng.integers(0, 255, (20, 30, 3), np.uint8)).save(tmp_path / domain / f"{i}.png")
-    argv = ["data", "shard", "--domain-a", str(tmp_path / "a"), "--domain-b", str(tmp_path / "b"),
-            "--out", str(tmp_path / "pairs"), "--size", "16", "--shard-size", "4"]
+    argv = [
+        "data",
+        "shard",
+        "--domain-a",
+        str(tmp_path / "a"),
+        "--domain-b",
+        str(tmp_path / "b"),
+        "--out",
+        str(tmp_path / "pairs"),
+        "--size",
+        "16",
+        "--shard-size",
+        "4",
+    ]
     assert main(argv) == 0
     assert "A: 7 images in 2 shard(s)" in capsys.readouterr().out
     manifest = json.loads((tmp_path / "pairs" / "manifest.json").read_text())
@@ -121,8 +136,11 @@ def test_cli_shards_two_unpaired_domains_of_different_sizes(tmp_path, capsys):
 
 
 def test_holdout_split_is_kept_out_of_training(digits_dir, tmp_path):
-    manifest = write_shards({"image": digits_dir}, tmp_path / "s",
-                            ShardOptions(size=16, channels="L", shard_size=500, holdout=200, progress=False))
+    manifest = write_shards(
+        {"image": digits_dir},
+        tmp_path / "s",
+        ShardOptions(size=16, channels="L", shard_size=500, holdout=200, progress=False),
+    )
     ds = read_dataset(tmp_path / "s")
     assert manifest["domains"]["image"]["holdout"]["count"] == 200 and ds.domain("image").count == 1597
     train_names = set(read_images(ds.domain("image"), 0, 16, 1)[1])
@@ -139,13 +157,20 @@ def test_paired_domains_hold_out_the_same_names(tmp_path):
         (tmp_path / domain).mkdir()
         for i in range(20):
             Image.fromarray(rng.integers(0, 255, (16, 16, 3), np.uint8)).save(tmp_path / domain / f"{i:02d}.png")
-    write_shards({"A": tmp_path / "a", "B": tmp_path / "b"}, tmp_path / "s",
-                 ShardOptions(size=16, holdout=5, seed=3, progress=False))
+    write_shards(
+        {"A": tmp_path / "a", "B": tmp_path / "b"},
+        tmp_path / "s",
+        ShardOptions(size=16, holdout=5, seed=3, progress=False),
+    )
     ds = read_dataset(tmp_path / "s")
     names = {d: read_images(ds.holdout(d), 0, 16, 3)[1] for d in "AB"}
     assert len(names["A"]) == 5 and sorted(names["A"]) == sorted(names["B"])
     with pytest.raises(DataError, match="--holdout 20 leaves no training images in domain A"):
-        write_shards({"A": tmp_path / "a", "B": tmp_path / "b"}, tmp_path / "x", ShardOptions(size=16, holdout=20, progress=False))
+        write_shards(
+            {"A": tmp_path / "a", "B": tmp_path / "b"},
+            tmp_path / "x",
+            ShardOptions(size=16, holdout=20, progress=False),
+        )
 
 
 def test_an_empty_folder_or_an_empty_shard_list_fails_clearly(tmp_path, digits_dir, capsys):

@@ -125,7 +125,11 @@ def test_lazy_phases_follow_the_config():
     cfg = load("stylegan")
     gan = gan_core.get("stylegan")(cfg.model, 16, 3)
     assert [(p.name, p.every, p.lazy) for p in gan.phases] == [
-        ("Gmain", 1, False), ("Gpl", 4, True), ("Dmain", 1, False), ("Dr1", 16, True)]
+        ("Gmain", 1, False),
+        ("Gpl", 4, True),
+        ("Dmain", 1, False),
+        ("Dr1", 16, True),
+    ]
     no_pl = gan_core.get("stylegan")(load("stylegan", overrides=["model.pl_weight=0"]).model, 16, 3)
     assert [p.name for p in no_pl.phases] == ["Gmain", "Dmain", "Dr1"]
 
@@ -133,7 +137,7 @@ def test_lazy_phases_follow_the_config():
 def test_r1_gamma_auto_rule_and_defaults():
     cfg = load("stylegan")
     gan = gan_core.get("stylegan")(cfg.model, 256, 3)
-    assert gan.r1_gamma(32) == pytest.approx(0.0002 * 256 ** 2 / 32)
+    assert gan.r1_gamma(32) == pytest.approx(0.0002 * 256**2 / 32)
     assert (cfg.optim.lr_g, cfg.optim.beta1, cfg.optim.beta2) == (0.002, 0.0, 0.99)
     assert cfg.model.style_mixing == 0.9 and cfg.model.pl_weight == 2 and cfg.train.ema_half_life_kimg == 10
     fixed = gan_core.get("stylegan")(load("stylegan", overrides=["model.r1_gamma=10"]).model, 256, 3)
@@ -155,10 +159,10 @@ def test_modulated_conv_equals_a_conv_per_sample_with_its_own_modulated_weights(
         if demodulate:
             weight = weight / weight.square().sum(dim=[1, 2, 3], keepdim=True).add(1e-8).sqrt()
         if up:
-            y = F.conv_transpose2d(x[i:i + 1], weight.transpose(0, 1), stride=2)
+            y = F.conv_transpose2d(x[i : i + 1], weight.transpose(0, 1), stride=2)
             y = blur(y, conv.fir, pad=1, gain=4.0)
         else:
-            y = F.conv2d(x[i:i + 1], weight, padding=kernel // 2)
+            y = F.conv2d(x[i : i + 1], weight, padding=kernel // 2)
         expected.append(y)
     assert torch.allclose(conv(x, w), torch.cat(expected), atol=1e-10)
 

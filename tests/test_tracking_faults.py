@@ -22,12 +22,30 @@ from pipelines.train.launch import train
 pytestmark = pytest.mark.slow
 
 
-
 def _start_server(tmp_path, port, store):
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", store, "--artifacts-destination", str(tmp_path / "art")],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=server_env())
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            store,
+            "--artifacts-destination",
+            str(tmp_path / "art"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=server_env(),
+    )
     assert wait_for_http(f"http://127.0.0.1:{port}/health", server, "mlflow server") == b"OK"
     return server
 
@@ -38,10 +56,23 @@ def _stop(server):
 
 
 def _cfg(shards, tmp_path, uri, steps):
-    return load("lsgan", overrides=[f"data.path={shards}", "train.workers=2", f"train.steps={steps}",
-                                    "model.ngf=16", "model.ndf=16", "data.batch_size=32", "train.log_every=10",
-                                    "train.sample_every=100000", "train.checkpoint_every=500", "eval.every=0",
-                                    f"tracking.uri={uri}", f"train.storage_path={tmp_path / 'ray'}"])
+    return load(
+        "lsgan",
+        overrides=[
+            f"data.path={shards}",
+            "train.workers=2",
+            f"train.steps={steps}",
+            "model.ngf=16",
+            "model.ndf=16",
+            "data.batch_size=32",
+            "train.log_every=10",
+            "train.sample_every=100000",
+            "train.checkpoint_every=500",
+            "eval.every=0",
+            f"tracking.uri={uri}",
+            f"train.storage_path={tmp_path / 'ray'}",
+        ],
+    )
 
 
 def test_an_unreachable_server_stops_the_job_before_ray_starts(digit_shards, tmp_path):

@@ -21,8 +21,13 @@ pytestmark = pytest.mark.slow
 
 def test_train_cli_rejects_bad_input_before_starting_ray(tmp_path, digit_shards, capsys, monkeypatch):
     # One case as a real process (what the user's terminal shows, exit status included) ...
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli.main", "train", "lsgan", "--data",
-                           str(tmp_path / "missing")], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli.main", "train", "lsgan", "--data", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 2 and "data path" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     # ... the others in this process (each new interpreter costs seconds of imports).
@@ -30,8 +35,21 @@ def test_train_cli_rejects_bad_input_before_starting_ray(tmp_path, digit_shards,
     cases = [
         (["train", "nogan", "--data", str(digit_shards)], "unknown GAN 'nogan'"),
         (["train", "lsgan", "--data", str(digit_shards), "--set", "optim.lr_g=-1"], "optim.lr_g must be > 0"),
-        (["train", "lsgan", "--data", str(digit_shards), "--workers", "2", "--set", "data.mode=exact",
-          "--set", "data.loader_workers=8"], "data.mode=exact needs at least 16 shards"),
+        (
+            [
+                "train",
+                "lsgan",
+                "--data",
+                str(digit_shards),
+                "--workers",
+                "2",
+                "--set",
+                "data.mode=exact",
+                "--set",
+                "data.loader_workers=8",
+            ],
+            "data.mode=exact needs at least 16 shards",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2
@@ -40,7 +58,9 @@ def test_train_cli_rejects_bad_input_before_starting_ray(tmp_path, digit_shards,
     assert not (tmp_path / "mlflow.db").exists()  # nothing was started or tracked
 
 
-def test_train_cli_rejects_domain_mismatches_in_one_line(tmp_path, digit_shards, digit_domain_shards, capsys, monkeypatch):
+def test_train_cli_rejects_domain_mismatches_in_one_line(
+    tmp_path, digit_shards, digit_domain_shards, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     cases = [
         (["train", "cyclegan", "--data", str(digit_shards)], "cyclegan needs domains A, B"),
@@ -61,9 +81,18 @@ def test_a_data_error_inside_the_workers_fails_the_run_with_its_reason(digit_sha
     for shard in garbage.glob("*.tar"):  # present (the driver's check passes) but unreadable
         shard.write_bytes(bytes(range(256)) * 12)
     uri = empty_store
-    cfg = load("lsgan", overrides=[f"data.path={garbage}", "train.workers=2", "train.steps=5",
-                                   "model.ngf=8", "model.ndf=8", f"tracking.uri={uri}",
-                                   f"train.storage_path={tmp_path / 'ray'}"])
+    cfg = load(
+        "lsgan",
+        overrides=[
+            f"data.path={garbage}",
+            "train.workers=2",
+            "train.steps=5",
+            "model.ngf=8",
+            "model.ndf=8",
+            f"tracking.uri={uri}",
+            f"train.storage_path={tmp_path / 'ray'}",
+        ],
+    )
     # whichever rank notices first: rank 0 reading its fixed sample-grid inputs, or a data stream
     with pytest.raises(DataError, match=r"worker \d: .*(held|holds) no decodable image"):
         train(cfg, progress=False)
@@ -74,10 +103,23 @@ def test_a_data_error_inside_the_workers_fails_the_run_with_its_reason(digit_sha
 
 def test_a_diverging_run_ends_as_diverged_without_a_bad_checkpoint(digit_shards, ray_local, tmp_path, empty_store):
     uri = empty_store
-    cfg = load("lsgan", overrides=[f"data.path={digit_shards}", "train.workers=2", "train.steps=50",
-                                   "model.ngf=8", "model.ndf=8", "optim.lr_g=1e30", "optim.lr_d=1e30",
-                                   "train.max_nonfinite_steps=4", "train.checkpoint_every=1000", "eval.every=0",
-                                   f"tracking.uri={uri}", f"train.storage_path={tmp_path / 'ray'}"])
+    cfg = load(
+        "lsgan",
+        overrides=[
+            f"data.path={digit_shards}",
+            "train.workers=2",
+            "train.steps=50",
+            "model.ngf=8",
+            "model.ndf=8",
+            "optim.lr_g=1e30",
+            "optim.lr_d=1e30",
+            "train.max_nonfinite_steps=4",
+            "train.checkpoint_every=1000",
+            "eval.every=0",
+            f"tracking.uri={uri}",
+            f"train.storage_path={tmp_path / 'ray'}",
+        ],
+    )
     with pytest.raises(Diverged, match=r"worker \d: diverged: 4 optimizer steps in a row"):
         train(cfg, progress=False)
     client = MlflowClient(uri)

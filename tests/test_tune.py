@@ -22,22 +22,32 @@ from pipelines.tune.summary import Trial, pool_seeds
 # --- the space ---------------------------------------------------------------------------
 def test_space_entries_become_dimensions_and_points_apply_to_the_tree():
     cfg = load("lsgan")
-    dims = parse_space(["optim.lr_g=loguniform:1e-5:1e-2", "optim.beta1=uniform:0:0.9",
-                        "model.ngf=choice:32,64", "optim.lr_d=grid:1e-4,4e-4", "optim.lr_g=loguniform:1e-4:1e-3"],
-                       to_dict(cfg))
+    dims = parse_space(
+        [
+            "optim.lr_g=loguniform:1e-5:1e-2",
+            "optim.beta1=uniform:0:0.9",
+            "model.ngf=choice:32,64",
+            "optim.lr_d=grid:1e-4,4e-4",
+            "optim.lr_g=loguniform:1e-4:1e-3",
+        ],
+        to_dict(cfg),
+    )
     assert dims["optim.lr_g"].values == (1e-4, 1e-3)  # the later entry wins (a --space over the YAML)
     assert dims["model.ngf"].values == (32, 64) and dims["optim.lr_d"].kind == "grid"
     tree = apply_point(to_dict(cfg), {"optim.lr_d": 4e-4, "model.ngf": 32})
     assert tree["optim"]["lr_d"] == 4e-4 and tree["model"]["ngf"] == 32 and to_dict(cfg)["model"]["ngf"] == 64
 
 
-@pytest.mark.parametrize("entry, message", [
-    ("optim.lr_q=loguniform:1e-5:1e-2", "unknown config key optim.lr_q (did you mean optim.lr_g?)"),
-    ("optim.lr_g=loguniform:0:1e-2", "loguniform needs lo > 0"),
-    ("optim.lr_g=uniform:1e-2:1e-5", "two numbers lo:hi with lo < hi"),
-    ("optim.lr_g=normal:0:1", "kind one of"),
-    ("optim.lr_g", "is not 'dotted.key=kind:args'"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("optim.lr_q=loguniform:1e-5:1e-2", "unknown config key optim.lr_q (did you mean optim.lr_g?)"),
+        ("optim.lr_g=loguniform:0:1e-2", "loguniform needs lo > 0"),
+        ("optim.lr_g=uniform:1e-2:1e-5", "two numbers lo:hi with lo < hi"),
+        ("optim.lr_g=normal:0:1", "kind one of"),
+        ("optim.lr_g", "is not 'dotted.key=kind:args'"),
+    ],
+)
 def test_bad_space_entries_name_the_problem(entry, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_space([entry], to_dict(load("lsgan")))
@@ -59,20 +69,35 @@ def test_seeds_repeat_every_point_and_refuse_a_seed_dimension_of_their_own():
     assert parse_points(["optim.lr_g=2e-4,optim.lr_d=2e-4"], dims) == [{"optim.lr_g": 2e-4, "optim.lr_d": 2e-4}]
     with pytest.raises(ConfigError, match="drop the train.seed entry"):
         with_seeds(parse_space(["optim.lr_g=loguniform:1e-5:1e-2", "train.seed=choice:0,1"], to_dict(cfg)), 2, 0)
-    for search, scheduler, message in (("optuna", "asha", "use tune.search=random"), ("random", "pbt", "use tune.seeds=1")):
+    for search, scheduler, message in (
+        ("optuna", "asha", "use tune.search=random"),
+        ("random", "pbt", "use tune.seeds=1"),
+    ):
         seeded = load("lsgan", overrides=[f"tune.search={search}", f"tune.scheduler={scheduler}", "tune.seeds=2"])
         with pytest.raises(ConfigError, match=message):
             search_algorithm(seeded, with_seeds(parse_space(seeded.tune.space, to_dict(seeded)), 2, 0))
 
 
 def _trial(trial_id, lr_g, seed, objective, reason="completed"):
-    return Trial(trial_id, {"optim.lr_g": lr_g, "optim.lr_d": 2e-4, "train.seed": seed}, objective, 100, reason, f"run-{trial_id}")
+    return Trial(
+        trial_id,
+        {"optim.lr_g": lr_g, "optim.lr_d": 2e-4, "train.seed": seed},
+        objective,
+        100,
+        reason,
+        f"run-{trial_id}",
+    )
 
 
 def test_points_are_ranked_by_their_mean_over_seeds_not_by_a_lucky_seed():
-    trials = [_trial("a0", 1e-3, 0, 10.0), _trial("a1", 1e-3, 1, 50.0),  # one lucky seed, one bad
-              _trial("b0", 2e-4, 0, 20.0), _trial("b1", 2e-4, 1, 22.0),
-              _trial("c0", 5e-4, 0, 15.0), _trial("c1", 5e-4, 1, 16.0, reason="early_stopped")]
+    trials = [
+        _trial("a0", 1e-3, 0, 10.0),
+        _trial("a1", 1e-3, 1, 50.0),  # one lucky seed, one bad
+        _trial("b0", 2e-4, 0, 20.0),
+        _trial("b1", 2e-4, 1, 22.0),
+        _trial("c0", 5e-4, 0, 15.0),
+        _trial("c1", 5e-4, 1, 16.0, reason="early_stopped"),
+    ]
     best, second, stopped = pool_seeds(trials)
     assert best.point == {"optim.lr_g": 2e-4, "optim.lr_d": 2e-4} and best.objective == 21.0 and best.spread == 1.0
     assert best.seeds == 2 and best.trial_id == "b0" and best.run_id == "run-b0"  # its best seed's run is registered

@@ -21,23 +21,43 @@ from pipelines.tune.summary import best_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.search]
 
-TINY = ["model.ngf=8", "model.ndf=8", "model.latent_dim=16", "data.batch_size=16", "data.shuffle_buffer=100",
-        "train.log_every=10", "train.sample_every=1000", "train.sample_count=16", "eval.samples=128",
-        "train.workers=1", "tune.space=[optim.lr_g=loguniform:1e-6:10,optim.lr_d=loguniform:1e-6:1]"]
+TINY = [
+    "model.ngf=8",
+    "model.ndf=8",
+    "model.latent_dim=16",
+    "data.batch_size=16",
+    "data.shuffle_buffer=100",
+    "train.log_every=10",
+    "train.sample_every=1000",
+    "train.sample_count=16",
+    "eval.samples=128",
+    "train.workers=1",
+    "tune.space=[optim.lr_g=loguniform:1e-6:10,optim.lr_d=loguniform:1e-6:1]",
+]
 DEFAULT = "optim.lr_g=2e-4,optim.lr_d=2e-4"
 WRECKED_G = "optim.lr_g=5.0,optim.lr_d=1e-6"  # G's huge rate wrecks its samples; D is too slow to win
 
 
 def _search_cfg(shards, tmp_path, *extra):
-    return load("lsgan", overrides=[*TINY, f"data.path={shards}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
-                                    f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
-                                    f"train.storage_path={tmp_path / 'ray'}", *extra])
+    return load(
+        "lsgan",
+        overrides=[
+            *TINY,
+            f"data.path={shards}",
+            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
+            f"train.storage_path={tmp_path / 'ray'}",
+            *extra,
+        ],
+    )
 
 
 def _children(client, parent):
     exp = client.get_run(parent).info.experiment_id
-    return {r.data.tags["ganforge.trial_id"]: r
-            for r in client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")}
+    return {
+        r.data.tags["ganforge.trial_id"]: r
+        for r in client.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+    }
 
 
 def _in_order(client, run_id, key):
@@ -56,9 +76,17 @@ def test_asha_search_stops_poor_and_unstable_trials_and_records_the_best(digit_s
     # early as diverged; (3) the wrecked G reaches ASHA's rung after (1) has and is stopped
     # there; (4) a reasonable config. (3) and (4) can start only if the trials before them
     # gave their workers' CPUs back.
-    cfg = _search_cfg(digit_shards, tmp_path, "train.steps=40", "eval.every=20", "tune.samples=4",
-                      "tune.scheduler=asha", "tune.grace_evals=1", "tune.reduction_factor=2",
-                      "train.max_nonfinite_steps=3")
+    cfg = _search_cfg(
+        digit_shards,
+        tmp_path,
+        "train.steps=40",
+        "eval.every=20",
+        "tune.samples=4",
+        "tune.scheduler=asha",
+        "tune.grace_evals=1",
+        "tune.reduction_factor=2",
+        "train.max_nonfinite_steps=3",
+    )
     cfg.tune.points = [DEFAULT, "optim.lr_g=2e-4,optim.lr_d=1e30", WRECKED_G, "optim.lr_g=2e-4,optim.lr_d=1e-4"]
     outcome = run_search(cfg, name="asha", progress=False)
 
@@ -74,7 +102,9 @@ def test_asha_search_stops_poor_and_unstable_trials_and_records_the_best(digit_s
     children = _children(client, outcome.parent_run_id)
     assert len(children) == 4
     best_run = children[outcome.best.trial_id]
-    assert parent.data.params["best.optim.lr_g"] == "0.0002" and parent.data.params["best.run_id"] == best_run.info.run_id
+    assert (
+        parent.data.params["best.optim.lr_g"] == "0.0002" and parent.data.params["best.run_id"] == best_run.info.run_id
+    )
     assert parent.data.metrics["best/objective"] == pytest.approx(best_run.data.metrics["eval/swd"])
     assert parent.data.metrics["trials/diverged"] == 1 and parent.data.metrics["trials/early_stopped"] >= 1
     for child in children.values():  # each trial: its own params, curves and end
@@ -99,9 +129,18 @@ def test_pbt_exploits_the_better_trial_and_applies_the_perturbed_rates(digit_sha
     # Two trials side by side; at step 20 (a synchronous round: both trials have got there) the
     # worse half, the wrecked G, copies the better trial's checkpoint and continues it under
     # perturbed learning rates to step 30.
-    cfg = _search_cfg(digit_shards, tmp_path, "train.steps=30", "eval.every=10", "tune.samples=2",
-                      "tune.scheduler=pbt", "tune.perturbation_evals=2", "tune.pbt_quantile=0.5", "tune.pbt_synch=true",
-                      "train.keep_checkpoints=3")  # all: tiny trials run through several while one restarts
+    cfg = _search_cfg(
+        digit_shards,
+        tmp_path,
+        "train.steps=30",
+        "eval.every=10",
+        "tune.samples=2",
+        "tune.scheduler=pbt",
+        "tune.perturbation_evals=2",
+        "tune.pbt_quantile=0.5",
+        "tune.pbt_synch=true",
+        "train.keep_checkpoints=3",
+    )  # all: tiny trials run through several while one restarts
     cfg.tune.points = [DEFAULT, WRECKED_G]
     outcome = run_search(cfg, name="pbt", progress=False)
 
@@ -139,8 +178,15 @@ class CtrlCOnceSecondTrialCheckpointed(Callback):
 
 def test_an_interrupted_search_resumes_without_repeating_finished_trials(digit_shards, ray_local, tmp_path):
     # Trial 2 has 80 steps left when Ctrl+C comes: it is stopped mid-run, never finished.
-    cfg = _search_cfg(digit_shards, tmp_path, "train.steps=100", "eval.every=20", "tune.samples=2",
-                      "tune.scheduler=none", "tune.max_concurrent=1")
+    cfg = _search_cfg(
+        digit_shards,
+        tmp_path,
+        "train.steps=100",
+        "eval.every=20",
+        "tune.samples=2",
+        "tune.scheduler=none",
+        "tune.max_concurrent=1",
+    )
     cfg.tune.points = [DEFAULT, "optim.lr_g=1e-4,optim.lr_d=2e-4"]
     with pytest.raises(SearchInterrupted, match="--resume resume"):
         run_search(cfg, name="resume", progress=False, callbacks=[CtrlCOnceSecondTrialCheckpointed()])
@@ -151,11 +197,14 @@ def test_an_interrupted_search_resumes_without_repeating_finished_trials(digit_s
     children = _children(client, outcome.parent_run_id)
     assert len(children) == 2  # the resumed trial kept its run
     first, second = sorted(children.values(), key=lambda r: r.info.start_time)
+
     def train_runs(run):  # the Train run folders of a trial, one per start
         return list((tmp_path / "ray" / "resume-train").glob(f"{run.data.tags['ganforge.trial_id']}-*"))
 
     assert len(train_runs(first)) == 1  # the finished trial was not run again
-    assert len(train_runs(second)) == 2 and f"/{second.data.tags['ganforge.trial_id']}-" in second.data.tags[RESTORED_TAG]
+    assert (
+        len(train_runs(second)) == 2 and f"/{second.data.tags['ganforge.trial_id']}-" in second.data.tags[RESTORED_TAG]
+    )
     steps = [m.step for m in _in_order(client, second.info.run_id, "eval/swd")]
     assert steps.count(20) == 1 and steps[-1] == 100  # continued from its checkpoint, not restarted
     assert "ganforge.resumed" in client.get_run(outcome.parent_run_id).data.tags

@@ -13,9 +13,13 @@ pytestmark = pytest.mark.slow
 
 def test_ui_serves_the_store_on_loopback(tmp_path, empty_store):
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "pipelines.cli.main", "ui", "--port", str(port),
-                               "--tracking-uri", empty_store], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli.main", "ui", "--port", str(port), "--tracking-uri", empty_store],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         assert wait_for_http(f"http://127.0.0.1:{port}/health", server, "the UI server", timeout=90) == b"OK"
         listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout

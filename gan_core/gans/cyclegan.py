@@ -88,7 +88,12 @@ class CycleGAN(TranslationGAN):
         cycle_a = F.l1_loss(nets["G_BA"](fake_b).float(), real_a.float())
         cycle_b = F.l1_loss(nets["G_AB"](fake_a).float(), real_b.float())
         loss = adv + cfg.lambda_a * cycle_a + cfg.lambda_b * cycle_b
-        logs = {"loss/G": loss.detach(), "G/adv": adv.detach(), "G/cycle_A": cycle_a.detach(), "G/cycle_B": cycle_b.detach()}
+        logs = {
+            "loss/G": loss.detach(),
+            "G/adv": adv.detach(),
+            "G/cycle_A": cycle_a.detach(),
+            "G/cycle_B": cycle_b.detach(),
+        }
         if cfg.lambda_identity > 0:  # G_AB should leave a B image alone, and G_BA an A image
             idt_b = F.l1_loss(nets["G_AB"](real_b).float(), real_b.float())
             idt_a = F.l1_loss(nets["G_BA"](real_a).float(), real_a.float())

@@ -43,8 +43,17 @@ class StyleGANConfig:
     w_avg_beta: float = 0.995
 
     def __post_init__(self) -> None:
-        for key in ("z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group",
-                    "r1_every", "pl_every", "pl_batch_shrink"):
+        for key in (
+            "z_dim",
+            "w_dim",
+            "mapping_layers",
+            "channel_base",
+            "channel_max",
+            "mbstd_group",
+            "r1_every",
+            "pl_every",
+            "pl_batch_shrink",
+        ):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
         if self.mapping_lr_mul <= 0 or self.pl_weight < 0:
@@ -63,8 +72,12 @@ class StyleGAN(GAN):
     name = "stylegan"
     Config = StyleGANConfig
     groups = {"G": ("G",), "D": ("D",)}
-    phases = (Phase("Gmain", "G"), Phase("Gpl", "G", every=4, lazy=True, double_backward=True),
-              Phase("Dmain", "D"), Phase("Dr1", "D", every=16, lazy=True, double_backward=True))
+    phases = (
+        Phase("Gmain", "G"),
+        Phase("Gpl", "G", every=4, lazy=True, double_backward=True),
+        Phase("Dmain", "D"),
+        Phase("Dr1", "D", every=16, lazy=True, double_backward=True),
+    )
     ema_nets = ("G",)
 
     def __init__(self, cfg: StyleGANConfig, resolution: int, channels: int):
@@ -81,8 +94,17 @@ class StyleGAN(GAN):
     def build_nets(self):
         c: StyleGANConfig = self.cfg
         return {
-            "G": StyleGenerator(c.z_dim, c.w_dim, self.resolution, self.channels, c.channel_base, c.channel_max,
-                                c.mapping_layers, c.mapping_lr_mul, c.w_avg_beta),
+            "G": StyleGenerator(
+                c.z_dim,
+                c.w_dim,
+                self.resolution,
+                self.channels,
+                c.channel_base,
+                c.channel_max,
+                c.mapping_layers,
+                c.mapping_lr_mul,
+                c.w_avg_beta,
+            ),
             "D": StyleDiscriminator(self.resolution, self.channels, c.channel_base, c.channel_max, c.mbstd_group),
         }
 
@@ -92,7 +114,7 @@ class StyleGAN(GAN):
     def r1_gamma(self, batch_size: int) -> float:
         if self.cfg.r1_gamma >= 0:
             return self.cfg.r1_gamma
-        return 0.0002 * self.resolution ** 2 / (batch_size * _world())
+        return 0.0002 * self.resolution**2 / (batch_size * _world())
 
     def compute(self, phase: str, nets: Nets, batch: Batch, step: int) -> PhaseResult:
         real = batch["image"]
@@ -107,8 +129,10 @@ class StyleGAN(GAN):
                 fake = nets["G"](self._z(len(real), real), mixing=self.cfg.style_mixing)
             real_logits, fake_logits = nets["D"](real).float(), nets["D"](fake).float()
             loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-            return PhaseResult(loss, {"loss/D": loss.detach(), "D/real": real_logits.detach().mean(),
-                                      "D/fake": fake_logits.detach().mean()})
+            return PhaseResult(
+                loss,
+                {"loss/D": loss.detach(), "D/real": real_logits.detach().mean(), "D/fake": fake_logits.detach().mean()},
+            )
         if phase == "Dr1":
             return self._r1(nets, real)
         raise KeyError(f"stylegan has no phase {phase!r}")
@@ -119,7 +143,7 @@ class StyleGAN(GAN):
     def _r1(self, nets: Nets, real: torch.Tensor) -> PhaseResult:
         real = real.detach().requires_grad_(True)
         logits = nets["D"](real).float()
-        grad, = torch.autograd.grad(logits.sum(), real, create_graph=True)
+        (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
         penalty = grad.float().square().sum(dim=[1, 2, 3])
         # "logits * 0" keeps every D parameter in the graph, so DDP's reducer sees them all.
         loss = (logits * 0 + penalty * (self.r1_gamma(len(real)) / 2)).mean() * self._every("Dr1")
@@ -129,7 +153,7 @@ class StyleGAN(GAN):
         n = max(1, len(real) // self.cfg.pl_batch_shrink)
         img, ws = nets["G"](self._z(n, real), mixing=self.cfg.style_mixing, return_ws=True)
         noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
-        grad, = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+        (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
         lengths = grad.float().square().sum(2).mean(1).sqrt()
         self.pl_mean = self.pl_mean.to(lengths.device).lerp(lengths.detach().mean(), self.cfg.pl_decay)
         penalty = (lengths - self.pl_mean).square() * self.cfg.pl_weight

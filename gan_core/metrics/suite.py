@@ -41,24 +41,33 @@ class MetricSuite:
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
         device = next(self.extractor.parameters(), torch.empty(0)).device
-        chunks = [self.extractor(images[i:i + self.batch_size].to(device)).cpu()
-                  for i in range(0, images.shape[0], self.batch_size)]
+        chunks = [
+            self.extractor(images[i : i + self.batch_size].to(device)).cpu()
+            for i in range(0, images.shape[0], self.batch_size)
+        ]
         return torch.cat(chunks).double()
 
-    def compare(self, real_features: torch.Tensor, fake_features: torch.Tensor,
-                real_images: torch.Tensor, fake_images: torch.Tensor) -> dict[str, float]:
+    def compare(
+        self,
+        real_features: torch.Tensor,
+        fake_features: torch.Tensor,
+        real_images: torch.Tensor,
+        fake_images: torch.Tensor,
+    ) -> dict[str, float]:
         """All metrics of this suite between two sets (features from ``features``)."""
         results = {}
         if real_images.shape[-1] >= 16:  # smaller images have no room for a patch pyramid
             results["swd"] = sliced_wasserstein_distance(real_images, fake_images)["swd"]
-        kid, kid_std = kernel_distance(real_features, fake_features, subsets=50,
-                                       subset_size=min(1000, len(real_features), len(fake_features)))
+        kid, kid_std = kernel_distance(
+            real_features, fake_features, subsets=50, subset_size=min(1000, len(real_features), len(fake_features))
+        )
         results[f"kid_{self.name}"], results[f"kid_{self.name}_std"] = kid, kid_std
         # Spread of the samples relative to the data's: about 1 when healthy, near 0 on mode collapse.
         results["diversity"] = mean_pairwise_distance(fake_features) / max(mean_pairwise_distance(real_features), 1e-12)
         if self.name == "inception":  # FID is only comparable to published numbers on Inception
-            results["fid_inception"] = frechet_distance(*feature_statistics(real_features),
-                                                        *feature_statistics(fake_features))
+            results["fid_inception"] = frechet_distance(
+                *feature_statistics(real_features), *feature_statistics(fake_features)
+            )
         return results
 
 
@@ -69,7 +78,10 @@ def make_suite(weights: str | None = None, device: str | torch.device = "cpu") -
     if inception is not None:
         return MetricSuite(inception)
     if not _warned:
-        warnings.warn(f"no FID Inception weights (give a path or set {WEIGHTS_ENV}): reporting swd and "
-                      "kid_pixels instead of fid_inception / kid_inception", stacklevel=2)
+        warnings.warn(
+            f"no FID Inception weights (give a path or set {WEIGHTS_ENV}): reporting swd and "
+            "kid_pixels instead of fid_inception / kid_inception",
+            stacklevel=2,
+        )
         _warned = True
     return MetricSuite(PixelFeatures())

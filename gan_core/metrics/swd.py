@@ -67,8 +67,9 @@ def _sorted_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.sort(x, dim=1).values
 
 
-def _sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: int, repeats: int,
-                        generator: torch.Generator) -> float:
+def _sliced_wasserstein(
+    a: torch.Tensor, b: torch.Tensor, directions: int, repeats: int, generator: torch.Generator
+) -> float:
     total = 0.0
     for _ in range(repeats):
         dirs = torch.randn(directions, a.shape[1], generator=generator).to(a.device)

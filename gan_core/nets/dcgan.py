@@ -25,7 +25,7 @@ def check_resolution(resolution: int, minimum: int = 8) -> int:
 
 def stage_widths(base: int, n_doublings: int) -> list[int]:
     """Channel widths from the 4x4 end outwards: base * 2^(n-1), ..., base * 2, base."""
-    return [base * min(2 ** i, MAX_WIDTH_MULT) for i in reversed(range(n_doublings))]
+    return [base * min(2**i, MAX_WIDTH_MULT) for i in reversed(range(n_doublings))]
 
 
 class DCGANGenerator(nn.Module):

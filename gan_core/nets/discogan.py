@@ -35,8 +35,14 @@ class DiscoGenerator(nn.Module):
         for w_in, w_out in zip(widths, widths[1:]):
             layers += _down(w_in, w_out, norm=True)
         if code:  # 4x4 -> 1x1 code -> 4x4
-            layers += [nn.Conv2d(widths[-1], code, 4, 1, 0, bias=False), nn.BatchNorm2d(code), nn.LeakyReLU(0.2, True),
-                       nn.ConvTranspose2d(code, widths[-1], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[-1]), nn.ReLU(True)]
+            layers += [
+                nn.Conv2d(widths[-1], code, 4, 1, 0, bias=False),
+                nn.BatchNorm2d(code),
+                nn.LeakyReLU(0.2, True),
+                nn.ConvTranspose2d(code, widths[-1], 4, 1, 0, bias=False),
+                nn.BatchNorm2d(widths[-1]),
+                nn.ReLU(True),
+            ]
         back = list(reversed(widths))
         for w_in, w_out in zip(back, back[1:]):
             layers += _up(w_in, w_out)

@@ -22,8 +22,9 @@ def bias_lrelu(x: torch.Tensor, bias: torch.Tensor | None, gain: float = LRELU_G
 
 
 class EqualLinear(nn.Module):
-    def __init__(self, in_features: int, out_features: int, bias_init: float = 0.0, lr_mul: float = 1.0,
-                 activation: bool = False):
+    def __init__(
+        self, in_features: int, out_features: int, bias_init: float = 0.0, lr_mul: float = 1.0, activation: bool = False
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
         self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul))
@@ -39,8 +40,16 @@ class EqualLinear(nn.Module):
 class EqualConv2d(nn.Module):
     """k x k conv; ``down`` blurs then strides by 2 (StyleGAN2's discriminator layers)."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, bias: bool = True, activation: bool = True,
-                 down: bool = False, gain: float = 1.0):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int,
+        bias: bool = True,
+        activation: bool = True,
+        down: bool = False,
+        gain: float = 1.0,
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None

@@ -18,19 +18,21 @@ def receptive_field(n_layers: int) -> int:
 
 def min_resolution(n_layers: int) -> int:
     # n stride-2 convs halve the size, then two stride-1 4x4 convs (padding 1) each take 1 off.
-    return 3 * 2 ** n_layers
+    return 3 * 2**n_layers
 
 
 class PatchDiscriminator(nn.Module):
     def __init__(self, channels: int, resolution: int, ndf: int = 64, n_layers: int = 3):
         super().__init__()
         if resolution < min_resolution(n_layers):
-            raise ValueError(f"a {n_layers}-layer PatchGAN needs images of at least {min_resolution(n_layers)} px, "
-                             f"got {resolution}; use fewer layers (model.d_layers)")
+            raise ValueError(
+                f"a {n_layers}-layer PatchGAN needs images of at least {min_resolution(n_layers)} px, "
+                f"got {resolution}; use fewer layers (model.d_layers)"
+            )
         layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         width = ndf
         for n in range(1, n_layers + 1):
-            out = ndf * min(2 ** n, 8)
+            out = ndf * min(2**n, 8)
             stride = 2 if n < n_layers else 1
             layers += [nn.Conv2d(width, out, 4, stride, 1), nn.InstanceNorm2d(out), nn.LeakyReLU(0.2, True)]
             width = out

@@ -32,8 +32,9 @@ def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 class MappingNetwork(nn.Module):
-    def __init__(self, z_dim: int, w_dim: int, num_ws: int, layers: int = 8, lr_mul: float = 0.01,
-                 w_avg_beta: float = 0.995):
+    def __init__(
+        self, z_dim: int, w_dim: int, num_ws: int, layers: int = 8, lr_mul: float = 0.01, w_avg_beta: float = 0.995
+    ):
         super().__init__()
         dims = [z_dim] + [w_dim] * layers
         self.fcs = nn.ModuleList(EqualLinear(a, b, lr_mul=lr_mul, activation=True) for a, b in zip(dims, dims[1:]))
@@ -99,7 +100,11 @@ class StyledConv(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str) -> torch.Tensor:
         x = self.conv(x, w)
         if noise_mode == "random":
-            x = x + torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype) * self.noise_strength
+            x = (
+                x
+                + torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+                * self.noise_strength
+            )
         elif noise_mode == "const":
             x = x + (self.noise_const * self.noise_strength).to(x.dtype)
         return bias_lrelu(x, self.bias)
@@ -126,8 +131,9 @@ class SynthesisBlock(nn.Module):
             self.const = nn.Parameter(torch.randn(out_ch, 4, 4))
             self.convs = nn.ModuleList([StyledConv(out_ch, out_ch, w_dim, resolution)])
         else:
-            self.convs = nn.ModuleList([StyledConv(in_ch, out_ch, w_dim, resolution, up=True),
-                                        StyledConv(out_ch, out_ch, w_dim, resolution)])
+            self.convs = nn.ModuleList(
+                [StyledConv(in_ch, out_ch, w_dim, resolution, up=True), StyledConv(out_ch, out_ch, w_dim, resolution)]
+            )
         self.torgb = ToRGB(out_ch, img_channels, w_dim)
         self.register_buffer("fir", fir_kernel(), persistent=False)
 
@@ -144,11 +150,13 @@ class SynthesisNetwork(nn.Module):
     def __init__(self, w_dim: int, resolution: int, img_channels: int, channel_base: int, channel_max: int):
         super().__init__()
         check_resolution(resolution, minimum=8)
-        resolutions = [2 ** i for i in range(2, int(math.log2(resolution)) + 1)]
+        resolutions = [2**i for i in range(2, int(math.log2(resolution)) + 1)]
         self.blocks = nn.ModuleList()
         for res in resolutions:
             in_ch = channels_at(res // 2, channel_base, channel_max) if res > 4 else 0
-            self.blocks.append(SynthesisBlock(in_ch, channels_at(res, channel_base, channel_max), w_dim, res, img_channels))
+            self.blocks.append(
+                SynthesisBlock(in_ch, channels_at(res, channel_base, channel_max), w_dim, res, img_channels)
+            )
         self.num_ws = sum(len(b.convs) for b in self.blocks) + 1
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
@@ -156,15 +164,24 @@ class SynthesisNetwork(nn.Module):
         index = 0
         for block in self.blocks:
             n = len(block.convs)
-            x, img = block(x, img, ws[:, index:index + n + 1], noise_mode)
+            x, img = block(x, img, ws[:, index : index + n + 1], noise_mode)
             index += n
         return img
 
 
 class StyleGenerator(nn.Module):
-    def __init__(self, z_dim: int, w_dim: int, resolution: int, img_channels: int, channel_base: int = 32768,
-                 channel_max: int = 512, mapping_layers: int = 8, mapping_lr_mul: float = 0.01,
-                 w_avg_beta: float = 0.995):
+    def __init__(
+        self,
+        z_dim: int,
+        w_dim: int,
+        resolution: int,
+        img_channels: int,
+        channel_base: int = 32768,
+        channel_max: int = 512,
+        mapping_layers: int = 8,
+        mapping_lr_mul: float = 0.01,
+        w_avg_beta: float = 0.995,
+    ):
         super().__init__()
         self.z_dim = z_dim
         self.synthesis = SynthesisNetwork(w_dim, resolution, img_channels, channel_base, channel_max)
@@ -185,8 +202,14 @@ class StyleGenerator(nn.Module):
         later = torch.arange(num_ws, device=ws.device) >= cutoff
         return torch.where(later[None, :, None], other, ws)
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, mixing: float = 0.0,
-                noise_mode: str | None = None, return_ws: bool = False):
+    def forward(
+        self,
+        z: torch.Tensor,
+        truncation_psi: float = 1.0,
+        mixing: float = 0.0,
+        noise_mode: str | None = None,
+        return_ws: bool = False,
+    ):
         """Images in about [-1, 1]. Noise is random in training and fixed in eval mode, so
         sample grids of fixed latents are comparable across steps."""
         # w_avg follows every training-mode forward (NVlabs updates it in D's phase only; the
@@ -226,13 +249,19 @@ class DiscriminatorBlock(nn.Module):
 
 
 class StyleDiscriminator(nn.Module):
-    def __init__(self, resolution: int, img_channels: int, channel_base: int = 32768, channel_max: int = 512,
-                 mbstd_group: int = 4):
+    def __init__(
+        self,
+        resolution: int,
+        img_channels: int,
+        channel_base: int = 32768,
+        channel_max: int = 512,
+        mbstd_group: int = 4,
+    ):
         super().__init__()
         check_resolution(resolution, minimum=8)
         ch = lambda r: channels_at(r, channel_base, channel_max)  # noqa: E731
         self.from_rgb = EqualConv2d(img_channels, ch(resolution), 1)
-        resolutions = [2 ** i for i in range(int(math.log2(resolution)), 2, -1)]
+        resolutions = [2**i for i in range(int(math.log2(resolution)), 2, -1)]
         self.blocks = nn.Sequential(*(DiscriminatorBlock(ch(r), ch(r // 2)) for r in resolutions))
         self.mbstd = MinibatchStd(mbstd_group)
         self.conv = EqualConv2d(ch(4) + 1, ch(4), 3)

@@ -13,7 +13,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cluster", help="start, stop or show a local Ray head and MLflow server (127.0.0.1)")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     up = verbs.add_parser("up", help="start a Ray head and an MLflow server on this machine")
-    up.add_argument("--root", type=Path, help=f"the cluster's folder: MLflow store, logs (default: {state.home()}/cluster)")
+    up.add_argument(
+        "--root", type=Path, help=f"the cluster's folder: MLflow store, logs (default: {state.home()}/cluster)"
+    )
     up.add_argument("--num-cpus", type=int, help="CPUs the Ray head offers (default: all)")
     up.set_defaults(func=run_up)
     verbs.add_parser("down", help="stop what `cluster up` started, and nothing else").set_defaults(func=run_down)
@@ -33,8 +35,10 @@ def run_up(args: argparse.Namespace) -> None:
 def run_down(args: argparse.Namespace) -> None:
     del args
     cluster = local_cluster.down()
-    print(f"stopped the Ray head ({cluster.ray_address}) and the MLflow server ({cluster.mlflow_uri}); "
-          f"runs stay in {cluster.root}")
+    print(
+        f"stopped the Ray head ({cluster.ray_address}) and the MLflow server ({cluster.mlflow_uri}); "
+        f"runs stay in {cluster.root}"
+    )
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -10,7 +10,9 @@ from pipelines.data.manifest import DataError
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="prepare datasets").add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    data = sub.add_parser("data", help="prepare datasets").add_subparsers(
+        dest="data_command", required=True, metavar="ACTION"
+    )
 
     shard = data.add_parser("shard", help="image folder(s) -> WebDataset tar shards + manifest.json")
     shard.add_argument("--src", type=Path, help="folder of images (searched recursively; png/jpg/webp)")
@@ -22,16 +24,23 @@ def add(sub: argparse._SubParsersAction) -> None:
     shard.add_argument("--shard-size", type=int, default=1000, help="images per shard (default 1000)")
     shard.add_argument("--workers", type=int, default=0, help="processes preparing images (default: all cores)")
     shard.add_argument("--seed", type=int, default=0, help="seed of the order shuffle")
-    shard.add_argument("--holdout", type=int, default=0,
-                       help="images per domain kept out of training for evaluation (paired domains keep the same names)")
+    shard.add_argument(
+        "--holdout",
+        type=int,
+        default=0,
+        help="images per domain kept out of training for evaluation (paired domains keep the same names)",
+    )
     shard.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     shard.set_defaults(func=run_shard)
 
     demo = data.add_parser("demo", help="write the demo images (scikit-learn's handwritten digits) as PNGs")
     demo.add_argument("--out", type=Path, required=True)
     demo.add_argument("--size", type=int, default=DEMO_SIZE)
-    demo.add_argument("--two-domain", action="store_true",
-                      help="unpaired domains for translation GANs: OUT/A digits, OUT/B MNIST-M-style digits")
+    demo.add_argument(
+        "--two-domain",
+        action="store_true",
+        help="unpaired domains for translation GANs: OUT/A digits, OUT/B MNIST-M-style digits",
+    )
     demo.set_defaults(func=run_demo)
 
 
@@ -51,13 +60,22 @@ def _sources(args: argparse.Namespace) -> dict[str, Path]:
 def run_shard(args: argparse.Namespace) -> None:
     from pipelines.data.shard import ShardOptions, write_shards
 
-    opts = ShardOptions(size=args.size, channels=args.channels, shard_size=args.shard_size,
-                        workers=args.workers, seed=args.seed, holdout=args.holdout, overwrite=args.overwrite)
+    opts = ShardOptions(
+        size=args.size,
+        channels=args.channels,
+        shard_size=args.shard_size,
+        workers=args.workers,
+        seed=args.seed,
+        holdout=args.holdout,
+        overwrite=args.overwrite,
+    )
     manifest = write_shards(_sources(args), args.out, opts)
     for name, domain in manifest["domains"].items():
         held = f", {domain['holdout']['count']} held out" if domain["holdout"]["count"] else ""
-        print(f"{name}: {domain['count']} images in {len(domain['shards'])} shard(s){held}, "
-              f"{domain['skipped_count']} skipped")
+        print(
+            f"{name}: {domain['count']} images in {len(domain['shards'])} shard(s){held}, "
+            f"{domain['skipped_count']} skipped"
+        )
         for entry in domain["skipped"][:5]:
             print(f"  skipped {entry['file']}: {entry['reason']}")
         if domain["skipped_count"] > 5:

@@ -15,10 +15,14 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="shard folder; its held-out split is the reference if it has one")
     p.add_argument("--n", type=int, default=10000, help="images to generate and reference images (default 10000)")
     p.add_argument("--domain", default="", help="one-domain GAN on two-domain shards: A or B")
-    p.add_argument("--inception-weights", default="", help="FID Inception weights (default $GANFORGE_INCEPTION_WEIGHTS)")
+    p.add_argument(
+        "--inception-weights", default="", help="FID Inception weights (default $GANFORGE_INCEPTION_WEIGHTS)"
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1, ...")
-    p.add_argument("--tracking-uri", default="", help="MLflow store of RUN (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    p.add_argument(
+        "--tracking-uri", default="", help="MLflow store of RUN (default: $MLFLOW_TRACKING_URI or ./mlflow.db)"
+    )
     p.set_defaults(func=run)
 
 
@@ -29,8 +33,11 @@ def _log(tracking: TrackingConfig, run_id: str, result: dict[str, float], data: 
     client = MlflowClient(tracking.uri)
     history = client.get_metric_history(run_id, "loss/G")
     step = max((m.step for m in history), default=0)  # beside the run's last training step
-    client.log_batch(run_id, metrics=[Metric(k, v, 0, step) for k, v in result.items()],
-                     tags=[RunTag("ganforge.evaluate.data", data)])
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, v, 0, step) for k, v in result.items()],
+        tags=[RunTag("ganforge.evaluate.data", data)],
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -41,8 +48,9 @@ def run(args: argparse.Namespace) -> None:
 
     tracking = store.resolve(TrackingConfig(uri=args.tracking_uri))
     trained = load_trained(args.source, tracking, resolve_device(args.device))
-    result = evaluate_trained(trained, read_dataset(args.data), args.n, args.inception_weights,
-                              args.batch_size, args.domain)
+    result = evaluate_trained(
+        trained, read_dataset(args.data), args.n, args.inception_weights, args.batch_size, args.domain
+    )
     width = max(map(len, result))
     for key, value in sorted(result.items()):
         print(f"{key:{width}s}  {value:.4f}")

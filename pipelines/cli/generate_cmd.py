@@ -44,7 +44,9 @@ def resolve_device(device: str) -> str:
 def _common(p: argparse.ArgumentParser, batch: int) -> None:
     p.add_argument("--batch-size", type=int, default=batch)
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1, ...")
-    p.add_argument("--tracking-uri", default="", help="MLflow store of RUN (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    p.add_argument(
+        "--tracking-uri", default="", help="MLflow store of RUN (default: $MLFLOW_TRACKING_URI or ./mlflow.db)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--no-progress", action="store_true")
 
@@ -55,8 +57,10 @@ def _load(args: argparse.Namespace):
 
     tracking = store.resolve(TrackingConfig(uri=args.tracking_uri))
     trained = load_trained(args.source, tracking, resolve_device(args.device))
-    print(f"loaded {trained.gan.name} ({trained.gan.resolution}px, {trained.gan.channels} channel(s)) "
-          f"from {trained.source} on {trained.device}")
+    print(
+        f"loaded {trained.gan.name} ({trained.gan.resolution}px, {trained.gan.channels} channel(s)) "
+        f"from {trained.source} on {trained.device}"
+    )
     return trained
 
 
@@ -66,8 +70,16 @@ def run_sample(args: argparse.Namespace) -> None:
     trained = _load(args)
     if trained.gan.domains != ("image",):
         raise DataError(f"{trained.gan.name} translates between domains; use `ganforge translate`")
-    sample_images(trained, args.n, args.out, args.batch_size, args.seed, args.truncation,
-                  args.overwrite, progress=not args.no_progress)
+    sample_images(
+        trained,
+        args.n,
+        args.out,
+        args.batch_size,
+        args.seed,
+        args.truncation,
+        args.overwrite,
+        progress=not args.no_progress,
+    )
     print(f"wrote {args.n} images to {args.out}")
 
 
@@ -80,8 +92,9 @@ def run_translate(args: argparse.Namespace) -> None:
     trained = _load(args)
     if trained.gan.domains != ("A", "B"):
         raise DataError(f"{trained.gan.name} is unconditional; use `ganforge sample`")
-    report = translate_folder(trained, args.src, args.out, args.direction, args.batch_size,
-                              args.overwrite, progress=not args.no_progress)
+    report = translate_folder(
+        trained, args.src, args.out, args.direction, args.batch_size, args.overwrite, progress=not args.no_progress
+    )
     print(f"translated {report.written} images {args.direction} into {args.out}")
     for path, reason in report.skipped[:5]:
         print(f"  skipped {path}: {reason}")

@@ -10,12 +10,16 @@ from cluster import jobs
 
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("jobs", help="list, inspect, follow or stop jobs on a Ray cluster")
-    p.add_argument("--address", help="the cluster's dashboard (default: $RAY_API_SERVER_ADDRESS, $RAY_ADDRESS or "
-                                     "the local cluster)")
+    p.add_argument(
+        "--address",
+        help="the cluster's dashboard (default: $RAY_API_SERVER_ADDRESS, $RAY_ADDRESS or the local cluster)",
+    )
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     verbs.add_parser("list", help="every job, newest last").set_defaults(func=run_list)
-    for name, func, text in (("status", run_status, "a job's status and message"),
-                             ("stop", run_stop, "stop a running job")):
+    for name, func, text in (
+        ("status", run_status, "a job's status and message"),
+        ("stop", run_stop, "stop a running job"),
+    ):
         verb = verbs.add_parser(name, help=text)
         verb.add_argument("job_id")
         verb.set_defaults(func=func)
@@ -36,7 +40,9 @@ def run_list(args: argparse.Namespace) -> None:
         return
     print(f"{'JOB':28s} {'STATUS':10s} {'STARTED':19s}  ENTRYPOINT")
     for job in found:
-        print(f"{job.submission_id or job.job_id:28s} {job.status.value:10s} {_when(job.start_time):19s}  {job.entrypoint}")
+        print(
+            f"{job.submission_id or job.job_id:28s} {job.status.value:10s} {_when(job.start_time):19s}  {job.entrypoint}"
+        )
 
 
 def run_status(args: argparse.Namespace) -> int:

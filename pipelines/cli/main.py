@@ -10,8 +10,17 @@ import warnings
 from cluster.capacity import CapacityError
 from cluster.jobs import JobsError
 from cluster.local_cluster import ClusterError
-from pipelines.cli import (cluster_cmd, data_cmd, evaluate_cmd, generate_cmd, jobs_cmd, submit_cmd, train_cmd,
-                           tune_cmd, ui_cmd)
+from pipelines.cli import (
+    cluster_cmd,
+    data_cmd,
+    evaluate_cmd,
+    generate_cmd,
+    jobs_cmd,
+    submit_cmd,
+    train_cmd,
+    tune_cmd,
+    ui_cmd,
+)
 from pipelines.config.load import ConfigError
 from pipelines.errors import DataError, Diverged, SearchInterrupted, TrainingFailed
 

@@ -6,10 +6,21 @@ import argparse
 
 
 def add_config_options(p: argparse.ArgumentParser, example: str) -> None:
-    p.add_argument("--config", action="append", default=[], metavar="YAML",
-                   help="YAML file merged over the GAN's defaults (repeatable: a later file wins)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"dotted override, e.g. --set {example} (repeatable)")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="YAML",
+        help="YAML file merged over the GAN's defaults (repeatable: a later file wins)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"dotted override, e.g. --set {example} (repeatable)",
+    )
 
 
 def add_cluster_options(p: argparse.ArgumentParser, verbose_help: str) -> None:
@@ -20,12 +31,19 @@ def add_cluster_options(p: argparse.ArgumentParser, verbose_help: str) -> None:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """Where a run logs, and how long it waits for an autoscaling cluster to make room."""
-    p.add_argument("--tracking-uri", help="MLflow store or server the run logs to, and where --resume / "
-                                          "--from-search look runs up (tracking.uri; default: "
-                                          "$MLFLOW_TRACKING_URI or ./mlflow.db)")
-    p.add_argument("--wait-timeout", type=float, metavar="SECONDS",
-                   help="on a cluster with an autoscaler, how long to wait for room for the workers before giving "
-                        "up (train.wait_timeout; default 0: no limit). A cluster that cannot grow refuses at once")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow store or server the run logs to, and where --resume / "
+        "--from-search look runs up (tracking.uri; default: "
+        "$MLFLOW_TRACKING_URI or ./mlflow.db)",
+    )
+    p.add_argument(
+        "--wait-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="on a cluster with an autoscaler, how long to wait for room for the workers before giving "
+        "up (train.wait_timeout; default 0: no limit). A cluster that cannot grow refuses at once",
+    )
 
 
 def run_option_overrides(args: argparse.Namespace) -> dict[str, object]:

@@ -9,14 +9,23 @@ from cluster import jobs
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("submit", help="run a ganforge command as a Ray job (Ray Jobs API), logging to an MLflow server",
-                       description="Ships this project's code with the job; the cluster needs the dependencies "
-                                   "installed (ray_cluster.yaml does that). Example: "
-                                   "ganforge submit -- train lsgan --data /shared/shards --workers 4")
-    p.add_argument("--address", help="the cluster's dashboard, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, "
-                                     "$RAY_ADDRESS or the local cluster of `ganforge cluster up`)")
-    p.add_argument("--tracking-uri", help="MLflow server the job logs to, as the cluster's nodes reach it (default: "
-                                          "$MLFLOW_TRACKING_URI, the local cluster's server, or the head's own setting)")
+    p = sub.add_parser(
+        "submit",
+        help="run a ganforge command as a Ray job (Ray Jobs API), logging to an MLflow server",
+        description="Ships this project's code with the job; the cluster needs the dependencies "
+        "installed (ray_cluster.yaml does that). Example: "
+        "ganforge submit -- train lsgan --data /shared/shards --workers 4",
+    )
+    p.add_argument(
+        "--address",
+        help="the cluster's dashboard, http://HEAD:8265 (default: $RAY_API_SERVER_ADDRESS, "
+        "$RAY_ADDRESS or the local cluster of `ganforge cluster up`)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow server the job logs to, as the cluster's nodes reach it (default: "
+        "$MLFLOW_TRACKING_URI, the local cluster's server, or the head's own setting)",
+    )
     p.add_argument("--job-id", help="a name for the job (default: Ray's)")
     p.add_argument("--wait", action="store_true", help="stream the job's logs until it ends; exit 1 if it fails")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the ganforge command, after --")

@@ -21,20 +21,31 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus", action="store_true", help="one GPU per worker, NCCL (train.use_gpu)")
     add_config_options(p, "optim.lr_d=4e-4")
     add_run_options(p)
-    p.add_argument("--resume", metavar="RUN_OR_CHECKPOINT",
-                   help="continue a run (same MLflow run and step axis) from its newest checkpoint, or from a "
-                        "checkpoint folder; flags and --set still apply, e.g. --steps to train longer")
-    p.add_argument("--from-search", metavar="SEARCH_RUN_ID",
-                   help="train the best config a `ganforge tune` search found (its parent MLflow run id); "
-                        "flags and --set still apply")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_OR_CHECKPOINT",
+        help="continue a run (same MLflow run and step axis) from its newest checkpoint, or from a "
+        "checkpoint folder; flags and --set still apply, e.g. --steps to train longer",
+    )
+    p.add_argument(
+        "--from-search",
+        metavar="SEARCH_RUN_ID",
+        help="train the best config a `ganforge tune` search found (its parent MLflow run id); "
+        "flags and --set still apply",
+    )
     add_cluster_options(p, "show Ray's logs and the workers' output")
     p.set_defaults(func=run)
 
 
 def flag_overrides(args: argparse.Namespace) -> list[str]:
-    flags = {"data.path": args.data, "train.workers": args.workers, "train.steps": args.steps,
-             "data.batch_size": args.batch_size, "train.use_gpu": True if args.gpus else None,
-             **run_option_overrides(args)}
+    flags = {
+        "data.path": args.data,
+        "train.workers": args.workers,
+        "train.steps": args.steps,
+        "data.batch_size": args.batch_size,
+        "train.use_gpu": True if args.gpus else None,
+        **run_option_overrides(args),
+    }
     return [f"{key}={value}" for key, value in flags.items() if value is not None]
 
 
@@ -64,8 +75,13 @@ def run(args: argparse.Namespace) -> None:
     elif args.from_search:
         cfg = from_search(args.gan, args.from_search, overrides, tracking.uri)
         print(f"training the best config of search run {args.from_search}")
-    outcome = train(cfg, address=args.address, progress=not args.no_progress, verbose=args.verbose,
-                    resume_from=str(checkpoint) if checkpoint else None)
+    outcome = train(
+        cfg,
+        address=args.address,
+        progress=not args.no_progress,
+        verbose=args.verbose,
+        resume_from=str(checkpoint) if checkpoint else None,
+    )
     shown = {k: round(v, 4) for k, v in outcome.metrics.items() if k.startswith(("loss/", "perf/images"))}
     print(f"finished: MLflow run {outcome.run_id} {shown}")
     print(f"browse it: {ui_hint(outcome.tracking)}")

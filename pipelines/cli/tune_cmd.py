@@ -16,15 +16,23 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("gan", help="a registered GAN (`ganforge gans` lists them)")
     p.add_argument("--data", help="shard folder written by `ganforge data shard`: a path or an http(s) URL of one")
     p.add_argument("--samples", type=int, help="configurations to try (tune.samples)")
-    p.add_argument("--seeds", type=int, help="train every configuration with this many seeds and rank by their "
-                                             "mean (tune.seeds; random search)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        help="train every configuration with this many seeds and rank by their mean (tune.seeds; random search)",
+    )
     p.add_argument("--workers-per-trial", type=int, help="DDP workers of each trial (train.workers)")
     p.add_argument("--steps", type=int, help="step budget of each trial (train.steps)")
     p.add_argument("--search", choices=SEARCHES, help="search algorithm (tune.search)")
     p.add_argument("--scheduler", choices=SCHEDULERS, help="trial scheduler (tune.scheduler)")
-    p.add_argument("--space", action="append", default=[], metavar="KEY=KIND:ARGS",
-                   help="add or replace a dimension, e.g. --space optim.beta1=uniform:0:0.9 (repeatable; "
-                        f"default: {' '.join(DEFAULT_SPACE)})")
+    p.add_argument(
+        "--space",
+        action="append",
+        default=[],
+        metavar="KEY=KIND:ARGS",
+        help="add or replace a dimension, e.g. --space optim.beta1=uniform:0:0.9 (repeatable; "
+        f"default: {' '.join(DEFAULT_SPACE)})",
+    )
     p.add_argument("--name", help="the search's name (its folder in train.storage_path); default <gan>-<data>-<time>")
     p.add_argument("--resume", metavar="NAME", help="continue an interrupted search; finished trials are not repeated")
     add_config_options(p, "eval.every=200")
@@ -34,10 +42,16 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def flag_overrides(args: argparse.Namespace) -> list[str]:
-    flags = {"data.path": args.data, "tune.samples": args.samples, "tune.seeds": args.seeds,
-             "train.workers": args.workers_per_trial,
-             "train.steps": args.steps, "tune.search": args.search, "tune.scheduler": args.scheduler,
-             **run_option_overrides(args)}
+    flags = {
+        "data.path": args.data,
+        "tune.samples": args.samples,
+        "tune.seeds": args.seeds,
+        "train.workers": args.workers_per_trial,
+        "train.steps": args.steps,
+        "tune.search": args.search,
+        "tune.scheduler": args.scheduler,
+        **run_option_overrides(args),
+    }
     return [f"{key}={value}" for key, value in flags.items() if value is not None]
 
 
@@ -47,8 +61,14 @@ def run(args: argparse.Namespace) -> None:
     cfg = load(args.gan, args.config, flag_overrides(args) + args.overrides)
     if args.space:  # a --space entry replaces the YAML's entry for the same key (parse_space keeps the last)
         cfg.tune.space = [*cfg.tune.space, *args.space]
-    outcome = run_search(cfg, name=args.resume or args.name, address=args.address, resume=bool(args.resume),
-                         progress=not args.no_progress, verbose=args.verbose)
+    outcome = run_search(
+        cfg,
+        name=args.resume or args.name,
+        address=args.address,
+        resume=bool(args.resume),
+        progress=not args.no_progress,
+        verbose=args.verbose,
+    )
     print(f"search {outcome.name}: {len(outcome.trials)} trials, MLflow parent run {outcome.parent_run_id}")
     for trial in outcome.trials:
         point = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.point.items())

@@ -97,11 +97,21 @@ class TrainConfig:
     wait_timeout: float = 0.0
 
     def __post_init__(self) -> None:
-        for key in ("steps", "workers", "threads_per_worker", "log_every", "sample_every",
-                    "sample_count", "checkpoint_every", "keep_checkpoints"):
+        for key in (
+            "steps",
+            "workers",
+            "threads_per_worker",
+            "log_every",
+            "sample_every",
+            "sample_count",
+            "checkpoint_every",
+            "keep_checkpoints",
+        ):
             _require(getattr(self, key) >= 1, f"train.{key} must be >= 1, got {getattr(self, key)}")
         _require(self.amp in AMP_MODES, f"train.amp must be one of {AMP_MODES}, got {self.amp!r}")
-        _require(self.channels_last in SWITCHES, f"train.channels_last must be one of {SWITCHES}, got {self.channels_last!r}")
+        _require(
+            self.channels_last in SWITCHES, f"train.channels_last must be one of {SWITCHES}, got {self.channels_last!r}"
+        )
         _require(self.ema_half_life_kimg >= 0, "train.ema_half_life_kimg must be >= 0")
         _require(self.ema_rampup >= 0, "train.ema_rampup must be >= 0")
         _require(self.max_failures >= 0, "train.max_failures must be >= 0")
@@ -183,8 +193,10 @@ class TuneConfig:
         _require(self.max_concurrent >= 0, f"tune.max_concurrent must be >= 0, got {self.max_concurrent}")
         for key in ("space", "points"):
             value = getattr(self, key)
-            _require(isinstance(value, list) and all(isinstance(s, str) for s in value),
-                     f"tune.{key} must be a list of strings, got {value!r}")
+            _require(
+                isinstance(value, list) and all(isinstance(s, str) for s in value),
+                f"tune.{key} must be a list of strings, got {value!r}",
+            )
 
 
 @dataclass

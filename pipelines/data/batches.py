@@ -29,14 +29,18 @@ def resolve_domains(dataset: Dataset, gan: str, needs: tuple[str, ...], chosen: 
             return {"image": chosen}
         if "image" in dataset.domains:
             return {"image": "image"}
-        raise DataError(f"{dataset.root} holds two-domain shards (domains {', '.join(have)}); {gan} learns one "
-                        f"domain: choose it with --set data.domain={have[0]}")
+        raise DataError(
+            f"{dataset.root} holds two-domain shards (domains {', '.join(have)}); {gan} learns one "
+            f"domain: choose it with --set data.domain={have[0]}"
+        )
     if chosen:
         raise DataError(f"data.domain chooses the domain of a one-domain GAN; {gan} uses domains {', '.join(needs)}")
     missing = [d for d in needs if d not in dataset.domains]
     if missing:
-        raise DataError(f"{gan} needs domains {', '.join(needs)} but {dataset.root} has only {', '.join(have)}; "
-                        f"write two-domain shards with `ganforge data shard --domain-a DIR --domain-b DIR`")
+        raise DataError(
+            f"{gan} needs domains {', '.join(needs)} but {dataset.root} has only {', '.join(have)}; "
+            f"write two-domain shards with `ganforge data shard --domain-a DIR --domain-b DIR`"
+        )
     return {d: d for d in needs}
 
 
@@ -51,12 +55,28 @@ class Batches:
     """``epoch(e)`` yields ``{"images": {key: uint8 NCHW}, "keys": {key: [sample ids]},
     "skipped": n, "padded": n}``."""
 
-    def __init__(self, dataset: Dataset, domains: dict[str, str], spec: StreamSpec, batch_size: int,
-                 epoch_batches: int = 0, pin_memory: bool = False):
+    def __init__(
+        self,
+        dataset: Dataset,
+        domains: dict[str, str],
+        spec: StreamSpec,
+        batch_size: int,
+        epoch_batches: int = 0,
+        pin_memory: bool = False,
+    ):
         self.dataset, self.domains = dataset, domains
-        self.streams = {key: RankBatches(dataset.domain(name), domain_spec(spec, name), dataset.resolution,
-                                         dataset.channels, batch_size, epoch_batches, pin_memory)
-                        for key, name in domains.items()}
+        self.streams = {
+            key: RankBatches(
+                dataset.domain(name),
+                domain_spec(spec, name),
+                dataset.resolution,
+                dataset.channels,
+                batch_size,
+                epoch_batches,
+                pin_memory,
+            )
+            for key, name in domains.items()
+        }
         self.lead = max(self.streams, key=lambda k: self.streams[k].shards.count)
         self._others: dict[str, Iterator[dict]] = {}
 
@@ -73,10 +93,12 @@ class Batches:
                 self._others[key] = self._endless(key, epoch)
         for lead in self.streams[self.lead].epoch(epoch):
             parts = {self.lead: lead, **{k: next(it) for k, it in self._others.items()}}
-            yield {"images": {k: parts[k]["image"] for k in self.streams},
-                   "keys": {k: parts[k]["key"] for k in self.streams},
-                   "skipped": sum(p["skipped"] for p in parts.values()),
-                   "padded": sum(p["padded"] for p in parts.values())}
+            yield {
+                "images": {k: parts[k]["image"] for k in self.streams},
+                "keys": {k: parts[k]["key"] for k in self.streams},
+                "skipped": sum(p["skipped"] for p in parts.values()),
+                "padded": sum(p["padded"] for p in parts.values()),
+            }
 
     def preview(self, n: int) -> dict[str, torch.Tensor]:
         """The first ``n`` images of every domain, for fixed sample-grid inputs."""

@@ -52,7 +52,7 @@ def photo_crops(n: int, size: int, seed: int = 0) -> np.ndarray:
         photo = photos[rng.integers(len(photos))]
         side = int(rng.integers(64, 161))
         y, x = rng.integers(photo.shape[0] - side), rng.integers(photo.shape[1] - side)
-        crop = Image.fromarray(photo[y:y + side, x:x + side]).resize((size, size), Image.Resampling.BICUBIC)
+        crop = Image.fromarray(photo[y : y + side, x : x + side]).resize((size, size), Image.Resampling.BICUBIC)
         crops.append(np.asarray(crop))
     return np.stack(crops)
 

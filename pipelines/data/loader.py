@@ -72,7 +72,8 @@ def check_exact(shards: DomainShards, spec: StreamSpec) -> None:
         raise DataError(
             f"data.mode=exact needs at least {readers(spec)} shards ({spec.world} workers x "
             f"{max(1, spec.loader_workers)} loader processes) but domain {shards.name!r} has {len(shards.urls)}; "
-            "reshard with a smaller --shard-size, use fewer data.loader_workers, or use data.mode=resampled")
+            "reshard with a smaller --shard-size, use fewer data.loader_workers, or use data.mode=resampled"
+        )
 
 
 class _Skips:
@@ -90,8 +91,10 @@ class _Skips:
         self.shards_since_sample += 1
         self.last_url = url
         if self.shards_since_sample > self.patience:
-            raise DataError(f"{self.patience} shards in a row held no decodable image "
-                            f"(last: {self.last_url}); are these shards written by `ganforge data shard`?")
+            raise DataError(
+                f"{self.patience} shards in a row held no decodable image "
+                f"(last: {self.last_url}); are these shards written by `ganforge data shard`?"
+            )
 
     def decoded(self) -> None:
         self.shards_since_sample = 0
@@ -121,7 +124,9 @@ class DomainStream(IterableDataset):
     def _indices(self, worker: int, n_workers: int) -> Iterator[int]:
         n = len(self.shards.urls)
         if self.spec.mode == "exact":
-            yield from exact_assignment(n, self.epoch, self.spec.seed, self.spec.world)[self.spec.rank][worker::n_workers]
+            yield from exact_assignment(n, self.epoch, self.spec.seed, self.spec.world)[self.spec.rank][
+                worker::n_workers
+            ]
             return
         rng = self._rng(worker, salt=1)
         while True:
@@ -146,7 +151,9 @@ class DomainStream(IterableDataset):
         samples = wds.tarfile_samples(self._urls(worker, n_workers, skips), handler=skips.handler)
         if self.spec.shuffle_buffer > 1:
             rng = self._rng(worker, salt=2)
-            samples = wds.filters.shuffle(self.spec.shuffle_buffer, initial=self.spec.shuffle_buffer // 2, rng=rng)(samples)
+            samples = wds.filters.shuffle(self.spec.shuffle_buffer, initial=self.spec.shuffle_buffer // 2, rng=rng)(
+                samples
+            )
         images: list[np.ndarray] = []
         keys: list[str] = []
         reported = 0
@@ -205,8 +212,16 @@ def _as_is(chunk: dict) -> dict:
 class RankBatches:
     """The batches of one rank: ``epoch(e)`` yields exactly ``batches_in_epoch(e)`` batches."""
 
-    def __init__(self, shards: DomainShards, spec: StreamSpec, resolution: int, channels: int,
-                 batch_size: int, epoch_batches: int = 0, pin_memory: bool = False):
+    def __init__(
+        self,
+        shards: DomainShards,
+        spec: StreamSpec,
+        resolution: int,
+        channels: int,
+        batch_size: int,
+        epoch_batches: int = 0,
+        pin_memory: bool = False,
+    ):
         check_exact(shards, spec)
         self.shards, self.spec, self.batch_size = shards, spec, batch_size
         self.dataset = DomainStream(shards, spec, resolution, channels)
@@ -223,9 +238,15 @@ class RankBatches:
 
     def _loader(self) -> DataLoader:
         workers = self.spec.loader_workers
-        return DataLoader(self.dataset, batch_size=None, collate_fn=_as_is, num_workers=workers,
-                          pin_memory=self.pin_memory, prefetch_factor=4 if workers else None,
-                          multiprocessing_context=LOADER_START if workers else None)
+        return DataLoader(
+            self.dataset,
+            batch_size=None,
+            collate_fn=_as_is,
+            num_workers=workers,
+            pin_memory=self.pin_memory,
+            prefetch_factor=4 if workers else None,
+            multiprocessing_context=LOADER_START if workers else None,
+        )
 
     def _passes(self, epoch: int) -> Iterator[dict]:
         # Pass 0 reads the rank's shards once; later passes only pad a short rank.
@@ -236,7 +257,9 @@ class RankBatches:
                 got += len(chunk["key"])
                 yield chunk
             if not got:
-                raise DataError(f"rank {self.spec.rank} read no decodable sample from its shards of {self.shards.name!r}")
+                raise DataError(
+                    f"rank {self.spec.rank} read no decodable sample from its shards of {self.shards.name!r}"
+                )
 
     def epoch(self, epoch: int) -> Iterator[dict]:
         n = self.batches_in_epoch(epoch)
@@ -265,8 +288,10 @@ def read_images(shards: DomainShards, n: int, resolution: int, channels: int) ->
         if len(images) == n:
             break
     if not images:
-        raise DataError(f"{shards.name!r} ({len(shards.urls)} shards from {shards.urls[0]}) holds no decodable "
-                        f"image; are these shards written by `ganforge data shard`?")
+        raise DataError(
+            f"{shards.name!r} ({len(shards.urls)} shards from {shards.urls[0]}) holds no decodable "
+            f"image; are these shards written by `ganforge data shard`?"
+        )
     return torch.from_numpy(np.stack(images)), names
 
 

@@ -57,8 +57,10 @@ def probe(url: str) -> tuple[int, int, int]:
     except (OSError, tarfile.TarError) as exc:
         raise DataError(f"cannot read shard {url} ({type(exc).__name__}: {exc})") from exc
     if shape is None:
-        raise DataError(f"shard {url} holds no .png sample: ganforge trains on shards of PNG images "
-                        "(`ganforge data shard` writes them)")
+        raise DataError(
+            f"shard {url} holds no .png sample: ganforge trains on shards of PNG images "
+            "(`ganforge data shard` writes them)"
+        )
     return len(keys), *shape
 
 
@@ -73,6 +75,8 @@ def _square_shape(data: bytes, where: str) -> tuple[int, int]:
         raise DataError(f"{where} is not a readable image ({type(exc).__name__})") from exc
     height, width = array.shape[:2]
     if height != width:
-        raise DataError(f"{where} is {width}x{height}; training shards hold square images "
-                        "(`ganforge data shard --size N` writes them)")
+        raise DataError(
+            f"{where} is {width}x{height}; training shards hold square images "
+            "(`ganforge data shard --size N` writes them)"
+        )
     return height, 1 if array.ndim == 2 else array.shape[2]

@@ -61,19 +61,24 @@ def _http_text(url: str) -> str:
             return response.read().decode()
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DataError(f"cannot read {url} ({reason}): not a shard folder written by `ganforge data shard`, "
-                        "or the server is down") from exc
+        raise DataError(
+            f"cannot read {url} ({reason}): not a shard folder written by `ganforge data shard`, or the server is down"
+        ) from exc
 
 
 def _command_text(url: str) -> str:
     line = command(url)
     program = shlex.split(line)[0]
     if shutil.which(program) is None:
-        raise DataError(f"cannot read {url}: `{program}` is not installed; {scheme(url)}:// shards are read with "
-                        f"{COMMANDS[scheme(url)][1]}, or set GANFORGE_FETCH_{scheme(url).upper()}")
+        raise DataError(
+            f"cannot read {url}: `{program}` is not installed; {scheme(url)}:// shards are read with "
+            f"{COMMANDS[scheme(url)][1]}, or set GANFORGE_FETCH_{scheme(url).upper()}"
+        )
     done = subprocess.run(line, shell=True, capture_output=True, timeout=300)
     if done.returncode != 0:
         detail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-        raise DataError(f"cannot read {url} (`{line}` exited with {done.returncode}: {detail[0]}): not a shard "
-                        "folder written by `ganforge data shard`, or no access")
+        raise DataError(
+            f"cannot read {url} (`{line}` exited with {done.returncode}: {detail[0]}): not a shard "
+            "folder written by `ganforge data shard`, or no access"
+        )
     return done.stdout.decode()

@@ -143,9 +143,14 @@ def _write_domain(name: str, source: Path, files: list[Path], held: set[str], ou
     holdout.close()
     if not train.count + holdout.count:
         raise DataError(f"none of the {len(files)} files under {source} is a readable image")
-    return {"source": str(source.resolve()), "count": train.count, "shards": train.shards,
-            "holdout": {"count": holdout.count, "shards": holdout.shards},
-            "skipped_count": len(skipped), "skipped": skipped}
+    return {
+        "source": str(source.resolve()),
+        "count": train.count,
+        "shards": train.shards,
+        "holdout": {"count": holdout.count, "shards": holdout.shards},
+        "skipped_count": len(skipped),
+        "skipped": skipped,
+    }
 
 
 def write_shards(sources: dict[str, Path], out: Path, opts: ShardOptions) -> dict:

@@ -55,8 +55,16 @@ def quantise(images: torch.Tensor) -> torch.Tensor:
 
 
 class Evaluator:
-    def __init__(self, gan: GAN, dataset: Dataset, domains: dict[str, str], suite: MetricSuite,
-                 samples: int, batch_size: int, seed: int = 0):
+    def __init__(
+        self,
+        gan: GAN,
+        dataset: Dataset,
+        domains: dict[str, str],
+        suite: MetricSuite,
+        samples: int,
+        batch_size: int,
+        seed: int = 0,
+    ):
         self.gan, self.dataset, self.domains, self.suite = gan, dataset, domains, suite
         self.samples, self.batch_size, self.seed = samples, batch_size, seed
         self.rank = dist.get_rank() if _distributed() else 0
@@ -114,7 +122,9 @@ class Evaluator:
             batch = quantise(produce(j * size, size))
             images.append(batch)
             features.append(self.suite.features(to_float(batch)).to(batch.device))
-        return self._in_batch_order(torch.cat(images), per_rank, total), self._in_batch_order(torch.cat(features), per_rank, total)
+        return self._in_batch_order(torch.cat(images), per_rank, total), self._in_batch_order(
+            torch.cat(features), per_rank, total
+        )
 
     def _in_batch_order(self, local: torch.Tensor, per_rank: int, total: int) -> torch.Tensor:
         rows = gather_rows(local).cpu()  # rank-major: rank 0's batches first
@@ -128,8 +138,9 @@ class Evaluator:
         return self.suite.compare(ref.features, fake_features, to_float(ref.images), to_float(fake_images))
 
 
-def make_evaluator(cfg: RunConfig, gan: GAN, dataset: Dataset, domains: dict[str, str],
-                   device: torch.device) -> Evaluator:
+def make_evaluator(
+    cfg: RunConfig, gan: GAN, dataset: Dataset, domains: dict[str, str], device: torch.device
+) -> Evaluator:
     """The evaluator a run's config asks for; Inception when its weights are found."""
     suite = make_suite(cfg.eval.inception_weights or None, device)
     suite.batch_size = cfg.eval.batch_size

@@ -17,8 +17,10 @@ from pipelines.inference.model import Trained
 def check_compatible(trained: Trained, dataset: Dataset) -> None:
     gan = trained.gan
     if (gan.resolution, gan.channels) != (dataset.resolution, dataset.channels):
-        raise DataError(f"the model makes {gan.resolution}px images with {gan.channels} channel(s) but "
-                        f"{dataset.root} holds {dataset.resolution}px with {dataset.channels}")
+        raise DataError(
+            f"the model makes {gan.resolution}px images with {gan.channels} channel(s) but "
+            f"{dataset.root} holds {dataset.resolution}px with {dataset.channels}"
+        )
 
 
 @torch.no_grad()
@@ -34,7 +36,7 @@ def paired_metrics(trained: Trained, evaluator: Evaluator, batch_size: int) -> d
     for direction, src, dst in (("AtoB", "A", "B"), ("BtoA", "B", "A")):
         errors, mses = [], []
         for start in range(0, len(common), batch_size):
-            names = common[start:start + batch_size]
+            names = common[start : start + batch_size]
             inputs = to_float(refs[src].images[[index[src][n] for n in names]]).to(trained.device)
             fake = quantise(trained.gan.translate(trained.nets, inputs, direction)).cpu().float() / 255
             truth = refs[dst].images[[index[dst][n] for n in names]].float() / 255
@@ -47,8 +49,9 @@ def paired_metrics(trained: Trained, evaluator: Evaluator, batch_size: int) -> d
     return result
 
 
-def evaluate_trained(trained: Trained, dataset: Dataset, n: int, weights: str = "", batch_size: int = 64,
-                     domain: str = "", seed: int = 0) -> dict[str, float]:
+def evaluate_trained(
+    trained: Trained, dataset: Dataset, n: int, weights: str = "", batch_size: int = 64, domain: str = "", seed: int = 0
+) -> dict[str, float]:
     check_compatible(trained, dataset)
     domains = resolve_domains(dataset, trained.gan.name, trained.gan.domains, domain)
     suite = make_suite(weights or None, trained.device)

@@ -60,7 +60,9 @@ def _from_checkpoint(path: Path, device: torch.device) -> Trained:
     state = load_checkpoint(path, "cpu")
     engine, config = state["engine"], state["config"]
     if "image" not in state:
-        raise FileNotFoundError(f"{path} has no image size metadata (an older checkpoint); use the run's generator artifact")
+        raise FileNotFoundError(
+            f"{path} has no image size metadata (an older checkpoint); use the run's generator artifact"
+        )
     meta = {"gan": config["gan"], "model": config["model"], **state["image"]}
     generators = gan_core.get(config["gan"]).groups["G"]
     weights = {name: engine["ema"].get(name, engine["nets"][name]) for name in generators}
@@ -90,8 +92,9 @@ def _from_run(run_id: str, tracking: TrackingConfig, device: torch.device) -> Tr
         raise NotFound(f"no MLflow run {run_id} in the tracking store {tracking.uri}") from exc
     target = "generator" if "generator" in names else "checkpoint" if "checkpoint" in names else None
     if target is None:
-        raise NotFound(f"MLflow run {run_id} in {tracking.uri} has no generator or checkpoint artifact "
-                       "(did it finish?)")
+        raise NotFound(
+            f"MLflow run {run_id} in {tracking.uri} has no generator or checkpoint artifact (did it finish?)"
+        )
     return _from_run_path(client, run_id, target, device)
 
 
@@ -115,8 +118,13 @@ def _from_uri(uri: str, tracking: TrackingConfig, device: torch.device) -> Train
             return _from_run_path(client, run_id, path or "generator", device)
         name, alias, version = _model_reference(uri)
         found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
-        local = Path(download_artifacts(artifact_uri=found.source, dst_path=tempfile.mkdtemp(prefix="ganforge-model-"),
-                                        tracking_uri=tracking.uri))
+        local = Path(
+            download_artifacts(
+                artifact_uri=found.source,
+                dst_path=tempfile.mkdtemp(prefix="ganforge-model-"),
+                tracking_uri=tracking.uri,
+            )
+        )
     except MlflowException as exc:
         where = "tracking store" if uri.startswith("runs:/") else "model registry of"
         raise NotFound(f"no {uri} in the {where} {tracking.uri}: {exc.message.splitlines()[0]}") from exc
@@ -148,5 +156,7 @@ def load_trained(source: str, tracking: TrackingConfig, device: str | torch.devi
 
         check_store(tracking.uri)
         return _from_uri(source, tracking, device) if ":/" in source else _from_run(source, tracking, device)
-    raise NotFound(f"no generator or checkpoint at {source} (a folder with {GENERATOR} or {STATE}, or a state.pt "
-                   f"file), and it is neither an MLflow run id nor a runs:/ or models:/ URI")
+    raise NotFound(
+        f"no generator or checkpoint at {source} (a folder with {GENERATOR} or {STATE}, or a state.pt "
+        f"file), and it is neither an MLflow run id nor a runs:/ or models:/ URI"
+    )

@@ -26,8 +26,16 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array, MODES[array.shape[2]])
 
 
-def sample_images(trained: Trained, n: int, out: Path, batch_size: int = 64, seed: int = 0,
-                  truncation: float = 1.0, overwrite: bool = False, progress: bool = True) -> Path:
+def sample_images(
+    trained: Trained,
+    n: int,
+    out: Path,
+    batch_size: int = 64,
+    seed: int = 0,
+    truncation: float = 1.0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
     if n < 1:
         raise DataError(f"--n must be >= 1, got {n}")
     generator = torch.Generator().manual_seed(seed)
@@ -52,18 +60,28 @@ def _load(path: Path, size: int, channels: int) -> np.ndarray:
     return decode_png(prepare_image(path, size, mode), size, channels)
 
 
-def translate_folder(trained: Trained, src: Path, out: Path, direction: str, batch_size: int = 32,
-                     overwrite: bool = False, progress: bool = True) -> TranslateReport:
+def translate_folder(
+    trained: Trained,
+    src: Path,
+    out: Path,
+    direction: str,
+    batch_size: int = 32,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> TranslateReport:
     """Every image under ``src`` (resized and centre-cropped to the model's size) translated,
     saved as PNG under the same relative path in ``out``. Unreadable files are skipped."""
     files = list_images(src)
     if not files:
         raise DataError(f"no images found under {src}")
     gan, report = trained.gan, TranslateReport()
-    with staged_folder(out, overwrite) as tmp, tqdm(total=len(files), desc=direction, unit="img", disable=not progress) as bar:
+    with (
+        staged_folder(out, overwrite) as tmp,
+        tqdm(total=len(files), desc=direction, unit="img", disable=not progress) as bar,
+    ):
         for start in range(0, len(files), batch_size):
             batch, names = [], []
-            for path in files[start:start + batch_size]:
+            for path in files[start : start + batch_size]:
                 try:
                     batch.append(_load(path, gan.resolution, gan.channels))
                     names.append(path.relative_to(src).with_suffix(".png"))
@@ -75,6 +93,5 @@ def translate_folder(trained: Trained, src: Path, out: Path, direction: str, bat
                     (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                     to_pil(image).save(tmp / name)
                 report.written += len(batch)
-            bar.update(len(files[start:start + batch_size]))
+            bar.update(len(files[start : start + batch_size]))
     return report
-

@@ -15,7 +15,7 @@ def grid_image(grid: torch.Tensor, padding: int = 2, scale: int = 1) -> Image.Im
     for r in range(rows):
         for c in range(cols):
             y, x = padding + r * (height + padding), padding + c * (width + padding)
-            canvas[y:y + height, x:x + width] = pixels[r, c].transpose(1, 2, 0)
+            canvas[y : y + height, x : x + width] = pixels[r, c].transpose(1, 2, 0)
     image = Image.fromarray(canvas[..., 0] if channels == 1 else canvas, "L" if channels == 1 else "RGB")
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)

@@ -28,8 +28,14 @@ PARAM_BATCH = 100  # MLflow's limit of params per log_batch call
 
 def git_commit(path: Path | None = None) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path or Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=path or Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -53,7 +59,7 @@ def start_run(cfg: TrackingConfig, gan: str, params: dict[str, Any], tags: dict[
     run = client.create_run(exp, run_name=cfg.run_name or None, tags=all_tags)
     items = [Param(k, str(v)) for k, v in sorted(params.items())]
     for i in range(0, len(items), PARAM_BATCH):
-        client.log_batch(run.info.run_id, params=items[i:i + PARAM_BATCH])
+        client.log_batch(run.info.run_id, params=items[i : i + PARAM_BATCH])
     return run.info.run_id
 
 
@@ -85,8 +91,10 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
             response.read()
     except OSError as exc:
-        raise ConnectionError(f"MLflow tracking server {uri} is not reachable ({exc}); start it, "
-                              f"or leave tracking.uri empty for the local store") from exc
+        raise ConnectionError(
+            f"MLflow tracking server {uri} is not reachable ({exc}); start it, "
+            f"or leave tracking.uri empty for the local store"
+        ) from exc
 
 
 def check_store(uri: str) -> None:
@@ -94,8 +102,10 @@ def check_store(uri: str) -> None:
     must exist (MLflow would create an empty one, and then find nothing in it)."""
     check_reachable(uri)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        raise NotFound(f"no MLflow store at {uri} (no such file): pass --tracking-uri, or run the command "
-                       "in the folder the run was made in")
+        raise NotFound(
+            f"no MLflow store at {uri} (no such file): pass --tracking-uri, or run the command "
+            "in the folder the run was made in"
+        )
 
 
 def fail_fast_client(uri: str) -> MlflowClient:
@@ -140,8 +150,11 @@ class RunLogger:
                 call()
             except Exception as exc:  # the store is away: keep the call, try again later
                 if not self._outage:
-                    warnings.warn(f"MLflow is unreachable ({type(exc).__name__}); training goes on and "
-                                  f"tracking calls are queued for retry", stacklevel=1)
+                    warnings.warn(
+                        f"MLflow is unreachable ({type(exc).__name__}); training goes on and "
+                        f"tracking calls are queued for retry",
+                        stacklevel=1,
+                    )
                 self._outage = True
                 time.sleep(self.RETRY_SECONDS)
                 continue
@@ -169,8 +182,9 @@ class RunLogger:
         try:
             self.client.log_artifacts(self.run_id, str(folder), artifact_path)
         except Exception as exc:
-            warnings.warn(f"could not upload {artifact_path} to MLflow ({exc}); Ray Train's checkpoints "
-                          f"keep it", stacklevel=2)
+            warnings.warn(
+                f"could not upload {artifact_path} to MLflow ({exc}); Ray Train's checkpoints keep it", stacklevel=2
+            )
 
     def tags(self, tags: dict[str, str]) -> None:
         items = [RunTag(k, v) for k, v in tags.items()]

@@ -42,10 +42,12 @@ def check_shared(uri: str, nodes: int) -> None:
     file, folder) would keep the run on that node's disk, out of the driver's and the
     user's sight. Refused before the run is created."""
     if nodes > 1 and is_local(uri):
-        raise ConfigError(f"this Ray cluster has {nodes} nodes, and the MLflow store {uri} is a local file: "
-                          "the run would be written on whichever node rank 0 lands on. Log to an MLflow server "
-                          "every node reaches (tracking.uri=http://HOST:5000 or MLFLOW_TRACKING_URI; "
-                          "`ganforge cluster up` starts one)")
+        raise ConfigError(
+            f"this Ray cluster has {nodes} nodes, and the MLflow store {uri} is a local file: "
+            "the run would be written on whichever node rank 0 lands on. Log to an MLflow server "
+            "every node reaches (tracking.uri=http://HOST:5000 or MLFLOW_TRACKING_URI; "
+            "`ganforge cluster up` starts one)"
+        )
 
 
 # MLflow 3 servers start a job runner and five task consumers for MLflow's GenAI features
@@ -62,7 +64,18 @@ def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
 def ui_command(cfg: TrackingConfig, port: int = 5000) -> list[str]:
     """The ``mlflow ui`` command over this store, bound to loopback."""
     # The running interpreter, so it works from an unactivated venv too.
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", cfg.uri, "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        cfg.uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     if cfg.artifact_root:
         command += ["--default-artifact-root", cfg.artifact_root]
     return command

@@ -62,8 +62,9 @@ class Engine:
         self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         self.step = 0
         self.memory_format = torch.channels_last if channels_last(train, device) else torch.contiguous_format
-        self.raw: dict[str, nn.Module] = {k: v.to(device, memory_format=self.memory_format)
-                                          for k, v in gan.build_nets().items()}
+        self.raw: dict[str, nn.Module] = {
+            k: v.to(device, memory_format=self.memory_format) for k, v in gan.build_nets().items()
+        }
         self.nets: dict[str, nn.Module] = {k: self._wrap(v) for k, v in self.raw.items()}
         if train.compile:
             for net in self.nets.values():
@@ -89,10 +90,12 @@ class Engine:
         c = lazy_ratio(self.gan.phases, group)
         params = [p for n in names for p in self.raw[n].parameters()]
         # "base_lr" is the configured rate; the schedule and the lazy ratio scale it each step.
-        optimizer = torch.optim.Adam([{"params": params, "base_lr": _group_lr(group, optim)}],
-                                     lr=_group_lr(group, optim) * c,
-                                     betas=(optim.beta1 ** c, optim.beta2 ** c),
-                                     weight_decay=optim.weight_decay)
+        optimizer = torch.optim.Adam(
+            [{"params": params, "base_lr": _group_lr(group, optim)}],
+            lr=_group_lr(group, optim) * c,
+            betas=(optim.beta1**c, optim.beta2**c),
+            weight_decay=optim.weight_decay,
+        )
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
         return GroupOptim(optimizer, scaler, names)
 
@@ -124,8 +127,9 @@ class Engine:
     def _run_phase(self, phase: Phase, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         group = self.groups[phase.trains]
         with self._set_trainable(phase.trains), self._eager_if_needed(phase):
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                enabled=self.amp_dtype is not None):
+            with torch.autocast(
+                self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+            ):
                 result = self.gan.compute(phase.name, self.nets, batch, self.step)
             group.optimizer.zero_grad(set_to_none=True)
             group.scaler.scale(result.loss).backward()
@@ -154,7 +158,9 @@ class Engine:
         """Run every phase due at this step; returns detached tensors to log (no host sync)."""
         self._apply_lr_schedule()
         if self.memory_format is torch.channels_last:
-            batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
+            batch = {
+                k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()
+            }
         logs: dict[str, torch.Tensor] = {}
         for phase in self.gan.phases:
             if phase.active(self.step):

@@ -36,6 +36,8 @@ class NonFiniteGuard:
         self.skipped += 1
         self.streak += 1
         if self.limit and self.streak >= self.limit:
-            raise Diverged(f"diverged: {self.streak} optimizer steps in a row had a non-finite loss or "
-                           f"gradient (last: {where}); lower the learning rates or check the data")
+            raise Diverged(
+                f"diverged: {self.streak} optimizer steps in a row had a non-finite loss or "
+                f"gradient (last: {where}); lower the learning rates or check the data"
+            )
         return False

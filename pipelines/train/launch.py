@@ -27,8 +27,13 @@ class TrainOutcome:
     tracking: store.TrackingConfig
 
 
-def train(cfg: RunConfig, address: str | None = None, progress: bool = True, verbose: bool = False,
-          resume_from: str | None = None) -> TrainOutcome:
+def train(
+    cfg: RunConfig,
+    address: str | None = None,
+    progress: bool = True,
+    verbose: bool = False,
+    resume_from: str | None = None,
+) -> TrainOutcome:
     """Run a training job; ``resume_from`` (a checkpoint folder) continues the run that
     ``cfg.tracking.run_id`` names, or starts a new run from the checkpoint if none is named."""
     check_run(cfg)

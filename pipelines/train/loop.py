@@ -114,8 +114,13 @@ def checkpoint_state(engine: Engine, position: Position, cfg: RunConfig) -> dict
     if not engine.weights_finite():  # never a checkpoint that would resume into NaNs
         raise Diverged(f"diverged: non-finite weights at step {engine.step}; no checkpoint written")
     image = {"resolution": engine.gan.resolution, "channels": engine.gan.channels}  # to rebuild the nets
-    return {"engine": engine.state_dict(), "epoch": position.epoch, "batch": position.batch,
-            "config": to_dict(cfg), "image": image}  # a plain tree: loads with weights_only=True
+    return {
+        "engine": engine.state_dict(),
+        "epoch": position.epoch,
+        "batch": position.batch,
+        "config": to_dict(cfg),
+        "image": image,
+    }  # a plain tree: loads with weights_only=True
 
 
 def checkpoint_due(train: TrainConfig, step: int) -> bool:
@@ -138,11 +143,16 @@ class _Counters:
     def metrics(self, engine: Engine, epoch: int, batch_size: int) -> dict[str, float]:
         now, step = time.perf_counter(), engine.step
         images = (step - self.tick_step) * batch_size * engine.world
-        out = {**self.meter.pop(), **engine.learning_rates(), "epoch": epoch,
-               "perf/images_per_sec": images / max(now - self.tick, 1e-9),
-               "perf/step_ms": 1e3 * (now - self.tick) / max(step - self.tick_step, 1),
-               "data/skipped": self.skipped, "data/padded": self.padded,
-               "train/nonfinite_steps": engine.guard.skipped}
+        out = {
+            **self.meter.pop(),
+            **engine.learning_rates(),
+            "epoch": epoch,
+            "perf/images_per_sec": images / max(now - self.tick, 1e-9),
+            "perf/step_ms": 1e3 * (now - self.tick) / max(step - self.tick_step, 1),
+            "data/skipped": self.skipped,
+            "data/padded": self.padded,
+            "train/nonfinite_steps": engine.guard.skipped,
+        }
         self.tick, self.tick_step = time.perf_counter(), step
         return out
 
@@ -159,9 +169,16 @@ def _batches(data: Batches, position: Position, exact: bool) -> Iterator[dict]:
         position.epoch, position.batch = position.epoch + 1, 0
 
 
-def run(cfg: RunConfig, engine: Engine, data: Batches, hooks: Hooks,
-        rank: int = 0, position: Position | None = None, evaluator: Evaluate | None = None,
-        node: str = "") -> dict[str, float]:
+def run(
+    cfg: RunConfig,
+    engine: Engine,
+    data: Batches,
+    hooks: Hooks,
+    rank: int = 0,
+    position: Position | None = None,
+    evaluator: Evaluate | None = None,
+    node: str = "",
+) -> dict[str, float]:
     """Train until ``cfg.train.steps``; returns the last logged metrics (and evaluation's).
     ``node`` names the machine this rank runs on (default: the host name)."""
     train, position = cfg.train, position or Position()

@@ -30,8 +30,10 @@ def check_data(cfg: RunConfig) -> None:
     domains = resolve_domains(dataset, cfg.gan, gan_core.get(cfg.gan).domains, cfg.data.domain)
     spec = StreamSpec(world=cfg.train.workers, mode=cfg.data.mode, loader_workers=cfg.data.loader_workers)
     if cfg.data.mode == "exact" and dataset.estimated_counts:
-        raise DataError(f"data.mode=exact needs each shard's sample count, which {cfg.data.path} (a pattern with "
-                        "no manifest) does not give; use data.mode=resampled, or a shard folder with its manifest.json")
+        raise DataError(
+            f"data.mode=exact needs each shard's sample count, which {cfg.data.path} (a pattern with "
+            "no manifest) does not give; use data.mode=resampled, or a shard folder with its manifest.json"
+        )
     for domain in domains.values():
         check_exact(dataset.domain(domain), spec)
 
@@ -43,8 +45,11 @@ def check_eval(cfg: RunConfig) -> None:
     if weights and not Path(weights).expanduser().is_file():
         raise ConfigError(f"eval.inception_weights: no file at {weights}")
     if cfg.eval.every and weights_path(weights or None) is None:
-        warnings.warn(f"evaluation without FID Inception weights (set eval.inception_weights or {WEIGHTS_ENV}): "
-                      "the run reports eval/swd and eval/kid_pixels", stacklevel=3)
+        warnings.warn(
+            f"evaluation without FID Inception weights (set eval.inception_weights or {WEIGHTS_ENV}): "
+            "the run reports eval/swd and eval/kid_pixels",
+            stacklevel=3,
+        )
 
 
 def check_search(cfg: RunConfig) -> dict:
@@ -55,8 +60,10 @@ def check_search(cfg: RunConfig) -> dict:
     if not cfg.eval.every:
         raise ConfigError("ganforge tune ranks trials by their evaluations: eval.every must be > 0")
     if cfg.eval.every > cfg.train.steps:
-        raise ConfigError(f"eval.every ({cfg.eval.every}) > train.steps ({cfg.train.steps}): a trial would be "
-                          "evaluated only at its end, too late to stop it early")
+        raise ConfigError(
+            f"eval.every ({cfg.eval.every}) > train.steps ({cfg.train.steps}): a trial would be "
+            "evaluated only at its end, too late to stop it early"
+        )
     dims = with_seeds(parse_space(cfg.tune.space, to_dict(cfg)), cfg.tune.seeds, cfg.train.seed)
     search_algorithm(cfg, dims)  # a search/scheduler pair that cannot work is refused by building it
     return dims
@@ -69,8 +76,9 @@ def check_run(cfg: RunConfig) -> None:
     check_eval(cfg)
     check_reachable(store.resolve(cfg.tracking).uri)
     if cfg.train.amp == "fp16" and not cfg.train.use_gpu:
-        warnings.warn("train.amp=fp16 on CPU is emulated and many times slower; use train.amp=bf16 on CPU",
-                      stacklevel=3)
+        warnings.warn(
+            "train.amp=fp16 on CPU is emulated and many times slower; use train.amp=bf16 on CPU", stacklevel=3
+        )
 
 
 def resource_request(cfg: RunConfig, search: bool = False) -> Request:
@@ -85,5 +93,10 @@ def check_capacity(cfg: RunConfig, address: str | None, search: bool = False) ->
     (``train.wait_timeout``) for an autoscaler to grow the cluster until it does."""
     address = address or os.environ.get("RAY_ADDRESS")
     where = f"the Ray cluster at {address}" if address else "the local Ray instance"
-    return ensure(resource_request(cfg, search), lambda: of_connected(where), cfg.train.wait_timeout,
-                  say=lambda line: print(f"ganforge: {line}", flush=True), ask=ask_autoscaler)
+    return ensure(
+        resource_request(cfg, search),
+        lambda: of_connected(where),
+        cfg.train.wait_timeout,
+        say=lambda line: print(f"ganforge: {line}", flush=True),
+        ask=ask_autoscaler,
+    )

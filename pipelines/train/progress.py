@@ -32,16 +32,22 @@ class Progress:
                 return
             self.bar.update(step - self.bar.n)
             self._report_outage(bool(metrics.get("tracking/outage")), step)
-            self.bar.set_postfix({
-                "D": f"{metrics.get('loss/D', float('nan')):.3f}",
-                "G": f"{metrics.get('loss/G', float('nan')):.3f}",
-                "img/s": f"{metrics.get('perf/images_per_sec', 0):.0f}",
-            }, refresh=False)
+            self.bar.set_postfix(
+                {
+                    "D": f"{metrics.get('loss/D', float('nan')):.3f}",
+                    "G": f"{metrics.get('loss/G', float('nan')):.3f}",
+                    "img/s": f"{metrics.get('perf/images_per_sec', 0):.0f}",
+                },
+                refresh=False,
+            )
 
     def _report_outage(self, outage: bool, step: int) -> None:
         if outage and not self.outage:
-            warnings.warn(f"MLflow became unreachable at step {step}: training and checkpoints go on, "
-                          "metrics and images are queued and retried", stacklevel=1)
+            warnings.warn(
+                f"MLflow became unreachable at step {step}: training and checkpoints go on, "
+                "metrics and images are queued and retried",
+                stacklevel=1,
+            )
         elif self.outage and not outage:
             warnings.warn(f"MLflow is reachable again at step {step}; queued metrics are being sent", stacklevel=1)
         self.outage = outage

@@ -34,8 +34,15 @@ REPORTED = ("loss/D", "loss/G", "perf/images_per_sec")  # metrics kept with each
 
 
 class RayHooks:
-    def __init__(self, rank: int, engine: Engine, logger: RunLogger | None, progress: Any, meta: dict,
-                 checkpoint_due: Callable[[int], bool]):
+    def __init__(
+        self,
+        rank: int,
+        engine: Engine,
+        logger: RunLogger | None,
+        progress: Any,
+        meta: dict,
+        checkpoint_due: Callable[[int], bool],
+    ):
         self.chief = rank == 0
         self.engine, self.logger, self.progress, self.meta = engine, logger, progress, meta
         self.checkpoint_due = checkpoint_due
@@ -111,11 +118,18 @@ def _chief_logger(spec: RunSpec, world: int, device: torch.device) -> RunLogger:
     from pipelines.tracking.relay import RelayClient
     from pipelines.tracking.runs import RunLogger  # MLflow takes about a second to import: rank 0 alone logs
 
-    logger = RunLogger(spec.config.tracking.uri, spec.run_id, RelayClient(spec.relay) if spec.relay is not None else None)
+    logger = RunLogger(
+        spec.config.tracking.uri, spec.run_id, RelayClient(spec.relay) if spec.relay is not None else None
+    )
     # What the job really ran on, as opposed to what was asked for.
-    logger.tags({"ganforge.world_size": str(world), "ganforge.device": str(device),
-                 "ganforge.backend": torch.distributed.get_backend() if world > 1 else "none",
-                 "ganforge.tracking_path": "direct" if spec.relay is None else "relay"})
+    logger.tags(
+        {
+            "ganforge.world_size": str(world),
+            "ganforge.device": str(device),
+            "ganforge.backend": torch.distributed.get_backend() if world > 1 else "none",
+            "ganforge.tracking_path": "direct" if spec.relay is None else "relay",
+        }
+    )
     return logger
 
 
@@ -133,17 +147,35 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     position = _restore(engine, spec.resume_from, cfg.optim, device)
     data = build_batches(cfg, dataset, engine, rank, world)
     logger = _chief_logger(spec, world, device) if rank == 0 else None
-    meta = {"gan": cfg.gan, "model": asdict(cfg.model), "resolution": dataset.resolution,
-            "channels": dataset.channels, "run_id": spec.run_id}
-    hooks = RayHooks(rank, engine, logger, spec.progress, meta,
-                     checkpoint_due=lambda step: loop.checkpoint_due(cfg.train, step))
+    meta = {
+        "gan": cfg.gan,
+        "model": asdict(cfg.model),
+        "resolution": dataset.resolution,
+        "channels": dataset.channels,
+        "run_id": spec.run_id,
+    }
+    hooks = RayHooks(
+        rank, engine, logger, spec.progress, meta, checkpoint_due=lambda step: loop.checkpoint_due(cfg.train, step)
+    )
     evaluator = make_evaluator(cfg, engine.gan, dataset, data.domains, device) if cfg.eval.every else None
     if logger is not None and evaluator is not None:
-        logger.tags({"ganforge.eval_extractor": evaluator.suite.name,
-                     "ganforge.eval_reference": split_of(dataset, next(iter(data.domains.values())))[1]})
+        logger.tags(
+            {
+                "ganforge.eval_extractor": evaluator.suite.name,
+                "ganforge.eval_reference": split_of(dataset, next(iter(data.domains.values())))[1],
+            }
+        )
     try:
-        return loop.run(cfg, engine, data, hooks, rank=rank, position=position, evaluator=evaluator,
-                        node=ray.get_runtime_context().get_node_id())
+        return loop.run(
+            cfg,
+            engine,
+            data,
+            hooks,
+            rank=rank,
+            position=position,
+            evaluator=evaluator,
+            node=ray.get_runtime_context().get_node_id(),
+        )
     finally:
         if logger is not None:
             logger.flush()

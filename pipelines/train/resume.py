@@ -43,8 +43,10 @@ def _from_run(run_id: str, tracking: TrackingConfig) -> Path:
         return newest
     if any(a.path == "checkpoint" for a in client.list_artifacts(run_id)):
         return Path(client.download_artifacts(run_id, "checkpoint", tempfile.mkdtemp(prefix="ganforge-resume-")))
-    raise NotFound(f"MLflow run {run_id} in {tracking.uri} has no checkpoint to resume from (none in the storage "
-                   f"path {storage} or in its artifacts)")
+    raise NotFound(
+        f"MLflow run {run_id} in {tracking.uri} has no checkpoint to resume from (none in the storage "
+        f"path {storage} or in its artifacts)"
+    )
 
 
 def find_checkpoint(source: str, tracking: TrackingConfig) -> Path:

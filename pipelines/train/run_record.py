@@ -25,8 +25,14 @@ def open_run(cfg: RunConfig, resume_from: str | None) -> RunConfig:
         reopen_run(cfg.tracking, cfg.tracking.run_id, {**storage, "ganforge.resumed_from": str(resume_from)})
         return cfg
     commit = git_commit()
-    tags = {"gan": cfg.gan, "data": cfg.data.path, "workers": str(cfg.train.workers),
-            "git_commit": commit, "mlflow.source.git.commit": commit, **storage}
+    tags = {
+        "gan": cfg.gan,
+        "data": cfg.data.path,
+        "workers": str(cfg.train.workers),
+        "git_commit": commit,
+        "mlflow.source.git.commit": commit,
+        **storage,
+    }
     run_id = start_run(cfg.tracking, cfg.gan, run_params(cfg), tags)
     return dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id))
 

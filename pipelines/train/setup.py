@@ -22,8 +22,15 @@ def build_engine(cfg: RunConfig, dataset: Dataset, device: torch.device) -> Engi
 
 def build_batches(cfg: RunConfig, dataset: Dataset, engine: Engine, rank: int = 0, world: int = 1) -> Batches:
     """This rank's share of the data, batched for ``engine``'s GAN."""
-    spec = StreamSpec(rank=rank, world=world, mode=cfg.data.mode, seed=cfg.train.seed,
-                      shuffle_buffer=cfg.data.shuffle_buffer, loader_workers=cfg.data.loader_workers)
+    spec = StreamSpec(
+        rank=rank,
+        world=world,
+        mode=cfg.data.mode,
+        seed=cfg.train.seed,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        loader_workers=cfg.data.loader_workers,
+    )
     domains = resolve_domains(dataset, cfg.gan, engine.gan.domains, cfg.data.domain)
-    return Batches(dataset, domains, spec, cfg.data.batch_size, cfg.data.epoch_batches,
-                   pin_memory=engine.device.type == "cuda")
+    return Batches(
+        dataset, domains, spec, cfg.data.batch_size, cfg.data.epoch_batches, pin_memory=engine.device.type == "cuda"
+    )

@@ -33,15 +33,18 @@ class StabilityMonitor:
         (compared with the evaluation before: single readings are too noisy to need a
         rise at every one)."""
         k = self.cfg.patience
-        recent = self.losses[-(k + 1):]
+        recent = self.losses[-(k + 1) :]
         if len(recent) < k + 1:
             return
         d_at_floor = all(d < self.cfg.d_loss_below for d, _ in recent[1:])
         if d_at_floor and recent[-1][1] > recent[0][1]:
             d, g = recent[-1]
-            raise Diverged(f"d_overpowers: at step {step} loss/D = {d:.4f}, below {self.cfg.d_loss_below} for "
-                           f"{k} evaluations, while loss/G rose from {recent[0][1]:.4f} to {g:.4f}; lower "
-                           "optim.lr_d relative to optim.lr_g", reason="d_overpowers")
+            raise Diverged(
+                f"d_overpowers: at step {step} loss/D = {d:.4f}, below {self.cfg.d_loss_below} for "
+                f"{k} evaluations, while loss/G rose from {recent[0][1]:.4f} to {g:.4f}; lower "
+                "optim.lr_d relative to optim.lr_g",
+                reason="d_overpowers",
+            )
 
     def _check_collapse(self, step: int, diversity: float) -> None:
         """Diversity fell below a fraction of the best it reached: an untrained generator has
@@ -50,6 +53,9 @@ class StabilityMonitor:
         low = diversity < self.cfg.collapse_ratio * self.peak_diversity
         self.low_diversity = self.low_diversity + 1 if low else 0
         if self.low_diversity >= self.cfg.patience:
-            raise Diverged(f"mode_collapse: at step {step} eval/diversity = {diversity:.3f}, below "
-                           f"{self.cfg.collapse_ratio} x its best ({self.peak_diversity:.3f}) for {self.low_diversity} "
-                           "evaluations in a row: the samples have lost their variety", reason="mode_collapse")
+            raise Diverged(
+                f"mode_collapse: at step {step} eval/diversity = {diversity:.3f}, below "
+                f"{self.cfg.collapse_ratio} x its best ({self.peak_diversity:.3f}) for {self.low_diversity} "
+                "evaluations in a row: the samples have lost their variety",
+                reason="mode_collapse",
+            )

@@ -53,8 +53,9 @@ def make_trainer(spec: RunSpec, name: str, callbacks: list | None = None):
     return torch_trainer_class()(
         train_worker,
         train_loop_config={"run": dataclasses.replace(spec, relay=start_relay(cfg.tracking.uri))},
-        scaling_config=ScalingConfig(num_workers=train.workers, use_gpu=train.use_gpu,
-                                     resources_per_worker=worker_resources(cfg)),
+        scaling_config=ScalingConfig(
+            num_workers=train.workers, use_gpu=train.use_gpu, resources_per_worker=worker_resources(cfg)
+        ),
         torch_config=TorchConfig(backend="nccl" if train.use_gpu else "gloo"),
         run_config=RayRunConfig(
             name=name,

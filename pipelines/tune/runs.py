@@ -23,10 +23,19 @@ RESTORED_TAG = "ganforge.restored_from"
 
 def open_search_run(cfg: RunConfig, name: str, space: dict[str, str], concurrency: int) -> str:
     commit = git_commit()
-    params = {**{k: v for k, v in flatten(to_dict(cfg)).items() if k != "tracking.run_id"},
-              **{f"space.{k}": v for k, v in space.items()}, "search.concurrency": concurrency}
-    tags = {"gan": cfg.gan, "data": cfg.data.path, SEARCH_TAG: name, "ganforge.kind": "search",
-            "git_commit": commit, "mlflow.source.git.commit": commit}
+    params = {
+        **{k: v for k, v in flatten(to_dict(cfg)).items() if k != "tracking.run_id"},
+        **{f"space.{k}": v for k, v in space.items()},
+        "search.concurrency": concurrency,
+    }
+    tags = {
+        "gan": cfg.gan,
+        "data": cfg.data.path,
+        SEARCH_TAG: name,
+        "ganforge.kind": "search",
+        "git_commit": commit,
+        "mlflow.source.git.commit": commit,
+    }
     return start_run(_named(cfg, f"search-{name}"), cfg.gan, params, tags)
 
 
@@ -37,12 +46,15 @@ def _named(cfg: RunConfig, run_name: str) -> TrackingConfig:
 def find_trial_run(cfg: RunConfig, parent: str, trial_id: str) -> str | None:
     client = MlflowClient(cfg.tracking.uri)
     exp = experiment_id(client, cfg.tracking, cfg.gan)
-    runs = client.search_runs([exp], filter_string=f"tags.`{PARENT_TAG}` = '{parent}' and tags.`{TRIAL_TAG}` = '{trial_id}'")
+    runs = client.search_runs(
+        [exp], filter_string=f"tags.`{PARENT_TAG}` = '{parent}' and tags.`{TRIAL_TAG}` = '{trial_id}'"
+    )
     return runs[0].info.run_id if runs else None
 
 
-def trial_run(cfg: RunConfig, parent: str, search: str, trial_id: str, point: dict[str, Any],
-              restored_from: str | None) -> str:
+def trial_run(
+    cfg: RunConfig, parent: str, search: str, trial_id: str, point: dict[str, Any], restored_from: str | None
+) -> str:
     """The trial's child run: reopened if the trial ran before (PBT exploit, resumed search),
     else created with the trial's config as params and its sampled point as tags."""
     found = find_trial_run(cfg, parent, trial_id)
@@ -52,8 +64,15 @@ def trial_run(cfg: RunConfig, parent: str, search: str, trial_id: str, point: di
     if found:  # params are immutable in MLflow: a perturbed point goes to tags (and lr/* metrics)
         reopen_run(cfg.tracking, found, point_tags)
         return found
-    tags = {PARENT_TAG: parent, TRIAL_TAG: trial_id, SEARCH_TAG: search, "gan": cfg.gan,
-            "data": cfg.data.path, "ganforge.kind": "trial", **point_tags}
+    tags = {
+        PARENT_TAG: parent,
+        TRIAL_TAG: trial_id,
+        SEARCH_TAG: search,
+        "gan": cfg.gan,
+        "data": cfg.data.path,
+        "ganforge.kind": "trial",
+        **point_tags,
+    }
     return start_run(_named(cfg, f"{search}-{trial_id}"), cfg.gan, run_params(cfg), tags)
 
 

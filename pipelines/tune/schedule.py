@@ -15,23 +15,32 @@ def search_algorithm(cfg: RunConfig, dims: dict[str, Dimension], limit: int = 0)
     """At most ``limit`` trials at once (0: no limit): Tune ignores ``max_concurrent_trials``
     with its own random/grid generator, so the limit is set on the algorithm itself."""
     if cfg.tune.seeds > 1 and cfg.tune.scheduler == "pbt":
-        raise ConfigError("tune.seeds > 1 pools each point's seeds, but PBT changes the points during training: "
-                          "use tune.seeds=1 with pbt")
+        raise ConfigError(
+            "tune.seeds > 1 pools each point's seeds, but PBT changes the points during training: "
+            "use tune.seeds=1 with pbt"
+        )
     if cfg.tune.search == "random":
         from ray.tune.search import BasicVariantGenerator
 
         # With several seeds, each sampled point is held constant over the seed grid (Tune's
         # default resamples the random dimensions for every grid value).
-        return BasicVariantGenerator(points_to_evaluate=parse_points(cfg.tune.points, dims) or None,
-                                     random_state=cfg.tune.seed, max_concurrent=limit,
-                                     constant_grid_search=cfg.tune.seeds > 1)
+        return BasicVariantGenerator(
+            points_to_evaluate=parse_points(cfg.tune.points, dims) or None,
+            random_state=cfg.tune.seed,
+            max_concurrent=limit,
+            constant_grid_search=cfg.tune.seeds > 1,
+        )
     if cfg.tune.scheduler == "pbt":
-        raise ConfigError("tune.search=optuna cannot drive tune.scheduler=pbt: PBT chooses and perturbs the "
-                          "configurations itself (Ray Tune refuses a search algorithm with it); use "
-                          "tune.search=random with pbt, or optuna with asha")
+        raise ConfigError(
+            "tune.search=optuna cannot drive tune.scheduler=pbt: PBT chooses and perturbs the "
+            "configurations itself (Ray Tune refuses a search algorithm with it); use "
+            "tune.search=random with pbt, or optuna with asha"
+        )
     if cfg.tune.seeds > 1:
-        raise ConfigError("tune.seeds > 1 trains every point with several seeds, which tune.search=optuna cannot "
-                          "do (it proposes each point once): use tune.search=random")
+        raise ConfigError(
+            "tune.seeds > 1 trains every point with several seeds, which tune.search=optuna cannot "
+            "do (it proposes each point once): use tune.search=random"
+        )
     if any(d.kind == "grid" for d in dims.values()):
         raise ConfigError("tune.search=optuna cannot sample a grid: use choice:... instead of grid:...")
     try:
@@ -42,8 +51,10 @@ def search_algorithm(cfg: RunConfig, dims: dict[str, Dimension], limit: int = 0)
     import optuna.samplers
     from ray.tune.search import ConcurrencyLimiter
 
-    searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=cfg.tune.seed),
-                            points_to_evaluate=parse_points(cfg.tune.points, dims) or None)
+    searcher = OptunaSearch(
+        sampler=optuna.samplers.TPESampler(seed=cfg.tune.seed),
+        points_to_evaluate=parse_points(cfg.tune.points, dims) or None,
+    )
     return ConcurrencyLimiter(searcher, max_concurrent=limit) if limit else searcher
 
 
@@ -53,8 +64,9 @@ def scheduler(cfg: RunConfig, dims: dict[str, Dimension]) -> Any:
     every = cfg.eval.every
     if cfg.tune.scheduler == "asha":
         grace = min(cfg.tune.grace_evals * every, cfg.train.steps)
-        return ASHAScheduler(time_attr="step", max_t=cfg.train.steps, grace_period=grace,
-                             reduction_factor=cfg.tune.reduction_factor)
+        return ASHAScheduler(
+            time_attr="step", max_t=cfg.train.steps, grace_period=grace, reduction_factor=cfg.tune.reduction_factor
+        )
     if cfg.tune.scheduler == "pbt":
         mutations = {k: d.domain() for k, d in dims.items() if d.kind != "grid"}
         if not mutations:
@@ -63,7 +75,11 @@ def scheduler(cfg: RunConfig, dims: dict[str, Dimension]) -> Any:
         # every start anyway, so the advice does not apply.
         warnings.filterwarnings("ignore", message="Consider boosting PBT performance")
         # The bottom quantile copies the top quantile's weights and perturbs their config.
-        return PopulationBasedTraining(time_attr="step", perturbation_interval=cfg.tune.perturbation_evals * every,
-                                       hyperparam_mutations=mutations, quantile_fraction=cfg.tune.pbt_quantile,
-                                       synch=cfg.tune.pbt_synch)
+        return PopulationBasedTraining(
+            time_attr="step",
+            perturbation_interval=cfg.tune.perturbation_evals * every,
+            hyperparam_mutations=mutations,
+            quantile_fraction=cfg.tune.pbt_quantile,
+            synch=cfg.tune.pbt_synch,
+        )
     return FIFOScheduler()

@@ -106,10 +106,20 @@ def _tuner(cfg: RunConfig, search: dict[str, Any], dims: dict, limit: int, callb
     return tune.Tuner(
         trainable,
         param_space={k: d.domain() for k, d in dims.items()},
-        tune_config=tune.TuneConfig(metric="objective", mode="min", num_samples=cfg.tune.samples,
-                                    search_alg=search_algorithm(cfg, dims, limit), scheduler=scheduler(cfg, dims)),
-        run_config=tune.RunConfig(name=search["name"], storage_path=str(path.parent), callbacks=callbacks,
-                                  verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=pointers_kept)),
+        tune_config=tune.TuneConfig(
+            metric="objective",
+            mode="min",
+            num_samples=cfg.tune.samples,
+            search_alg=search_algorithm(cfg, dims, limit),
+            scheduler=scheduler(cfg, dims),
+        ),
+        run_config=tune.RunConfig(
+            name=search["name"],
+            storage_path=str(path.parent),
+            callbacks=callbacks,
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=pointers_kept),
+        ),
     )
 
 
@@ -118,16 +128,27 @@ def _prepare(cfg: RunConfig, name: str | None, resume: bool) -> tuple[RunConfig,
     name = name or f"{cfg.gan}-{Path(cfg.data.path).name}-{time.strftime('%m%d-%H%M%S')}"
     folder = Path(cfg.train.storage_path) / name
     if resume and not (folder / STATE).is_file():
-        raise NotFound(f"no search named {name} in the storage path {cfg.train.storage_path} (no {STATE}); "
-                       "pass the name `ganforge tune` printed, and the same train.storage_path")
+        raise NotFound(
+            f"no search named {name} in the storage path {cfg.train.storage_path} (no {STATE}); "
+            "pass the name `ganforge tune` printed, and the same train.storage_path"
+        )
     if not resume and folder.exists():
-        raise ConfigError(f"a search named {name} exists in {cfg.train.storage_path}: resume it with --resume {name} "
-                          "or choose another --name")
+        raise ConfigError(
+            f"a search named {name} exists in {cfg.train.storage_path}: resume it with --resume {name} "
+            "or choose another --name"
+        )
     return cfg, name, folder
 
 
-def run_search(cfg: RunConfig, name: str | None = None, address: str | None = None, resume: bool = False,
-               progress: bool = True, verbose: bool = False, callbacks: tuple = ()) -> SearchOutcome:
+def run_search(
+    cfg: RunConfig,
+    name: str | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    verbose: bool = False,
+    callbacks: tuple = (),
+) -> SearchOutcome:
     """``callbacks``: more Tune callbacks for a new search, beside ganforge's own. Tune saves
     them with the search, so a resumed search runs with those it began with."""
     cfg, name, folder = _prepare(cfg, name, resume)
@@ -152,14 +173,21 @@ def run_search(cfg: RunConfig, name: str | None = None, address: str | None = No
         parent = open_search_run(cfg, name, {k: d.describe() for k, d in dims.items()}, limit)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / STATE).write_text(json.dumps({"parent": parent, "tree": to_dict(cfg)}))
-    search = {"tree": to_dict(for_trials(cfg)), "parent": parent, "name": name, "metric": metric,
-              "storage": str(Path(cfg.train.storage_path) / f"{name}-train")}
+    search = {
+        "tree": to_dict(for_trials(cfg)),
+        "parent": parent,
+        "name": name,
+        "metric": metric,
+        "storage": str(Path(cfg.train.storage_path) / f"{name}-train"),
+    }
     tracker = SearchTracker(cfg, parent, _trials_total(cfg, dims), progress)  # on resume: Tune restores its own
     try:
         results = _tuner(cfg, search, dims, limit, [tracker, *callbacks], resume).fit()
         if _unfinished(folder):  # Tune returns normally after Ctrl+C, with its state saved
-            raise SearchInterrupted(f"search {name} interrupted; continue it with: ganforge tune {cfg.gan} "
-                                    f"--resume {name} --set train.storage_path={cfg.train.storage_path}")
+            raise SearchInterrupted(
+                f"search {name} interrupted; continue it with: ganforge tune {cfg.gan} "
+                f"--resume {name} --set train.storage_path={cfg.train.storage_path}"
+            )
         trials = collect(results, cfg, parent)
         configs = pool_seeds(trials) if cfg.tune.seeds > 1 else trials
         best = record(cfg, to_dict(cfg), parent, trials, configs, metric)

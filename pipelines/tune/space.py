@@ -110,8 +110,9 @@ def parse_points(entries: list[str], dims: dict[str, Dimension]) -> list[dict[st
             key, sep, raw = part.partition("=")
             key = key.strip()
             if not sep or key not in dims:
-                raise ConfigError(f"tune.points entry {entry!r}: {key or part} is not a key of tune.space "
-                                  f"({', '.join(dims)})")
+                raise ConfigError(
+                    f"tune.points entry {entry!r}: {key or part} is not a key of tune.space ({', '.join(dims)})"
+                )
             point[key] = _value(raw.strip(), entry)
         missing = [k for k, d in dims.items() if k not in point and d.kind != "grid"]
         if missing:

@@ -53,8 +53,16 @@ def collect(results: Any, cfg: RunConfig, parent: str) -> list[Trial]:
         trial_id = str(metrics.get("trial_id") or Path(result.path).name)
         point = dict(result.config or {})
         reason = "error" if result.error else stop_reason(metrics, cfg.train.steps)
-        trials.append(Trial(trial_id, point, float(metrics.get("objective", math.inf)), int(metrics.get("step", 0)),
-                            reason, find_trial_run(cfg, parent, trial_id)))
+        trials.append(
+            Trial(
+                trial_id,
+                point,
+                float(metrics.get("objective", math.inf)),
+                int(metrics.get("step", 0)),
+                reason,
+                find_trial_run(cfg, parent, trial_id),
+            )
+        )
     return best_first(trials)
 
 
@@ -75,9 +83,18 @@ def pool_seeds(trials: list[Trial]) -> list[Trial]:
         values = [t.objective for t in members]
         finite = all(math.isfinite(v) for v in values)
         reason = next((t.reason for t in members if t.reason != "completed"), "completed")
-        pooled.append(Trial(members[0].trial_id, dict(point), statistics.fmean(values) if finite else math.inf,
-                            min(t.step for t in members), reason, members[0].run_id, seeds=len(members),
-                            spread=statistics.pstdev(values) if finite else math.nan))
+        pooled.append(
+            Trial(
+                members[0].trial_id,
+                dict(point),
+                statistics.fmean(values) if finite else math.inf,
+                min(t.step for t in members),
+                reason,
+                members[0].run_id,
+                seeds=len(members),
+                spread=statistics.pstdev(values) if finite else math.nan,
+            )
+        )
     return best_first(pooled)
 
 
@@ -85,12 +102,36 @@ def write_csv(trials: list[Trial], path: Path) -> None:
     keys = sorted({k for t in trials for k in t.point})
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["trial_id", *keys, "lr_ratio_d_over_g", "objective", "objective_std", "seeds", "step",
-                         "stop_reason", "run_id"])
+        writer.writerow(
+            [
+                "trial_id",
+                *keys,
+                "lr_ratio_d_over_g",
+                "objective",
+                "objective_std",
+                "seeds",
+                "step",
+                "stop_reason",
+                "run_id",
+            ]
+        )
         for t in trials:
-            ratio = t.point["optim.lr_d"] / t.point["optim.lr_g"] if {"optim.lr_d", "optim.lr_g"} <= t.point.keys() else ""
-            writer.writerow([t.trial_id, *(t.point.get(k, "") for k in keys), ratio, t.objective, t.spread, t.seeds,
-                             t.step, t.reason, t.run_id or ""])
+            ratio = (
+                t.point["optim.lr_d"] / t.point["optim.lr_g"] if {"optim.lr_d", "optim.lr_g"} <= t.point.keys() else ""
+            )
+            writer.writerow(
+                [
+                    t.trial_id,
+                    *(t.point.get(k, "") for k in keys),
+                    ratio,
+                    t.objective,
+                    t.spread,
+                    t.seeds,
+                    t.step,
+                    t.reason,
+                    t.run_id or "",
+                ]
+            )
 
 
 def heatmap(trials: list[Trial], metric: str, path: Path, cfg: RunConfig) -> bool:
@@ -108,23 +149,43 @@ def heatmap(trials: list[Trial], metric: str, path: Path, cfg: RunConfig) -> boo
     scored = [t for t in points if math.isfinite(t.objective) and t.reason in ("completed", "early_stopped")]
     seeds = max(t.seeds for t in points)
     if scored:
-        _scored_dots(fig, ax, scored, f"{metric} at the last evaluation" + (f", mean of {seeds} seeds" if seeds > 1 else ""))
+        _scored_dots(
+            fig, ax, scored, f"{metric} at the last evaluation" + (f", mean of {seeds} seeds" if seeds > 1 else "")
+        )
     for reason in (*UNSTABLE, "error"):
         group = [t for t in points if t.reason == reason]
         if group:
-            ax.scatter([t.point["optim.lr_g"] for t in group], [t.point["optim.lr_d"] for t in group],
-                       marker="x" if reason != "error" else "s", color="red", s=70, label=f"stopped: {reason}")
+            ax.scatter(
+                [t.point["optim.lr_g"] for t in group],
+                [t.point["optim.lr_d"] for t in group],
+                marker="x" if reason != "error" else "s",
+                color="red",
+                s=70,
+                label=f"stopped: {reason}",
+            )
     best = next((t for t in trials if t.eligible and t in points), None)
     if best is not None:
-        ax.scatter([best.point["optim.lr_g"]], [best.point["optim.lr_d"]], marker="*", s=420, color="gold",
-                   edgecolors="black", zorder=5,
-                   label=f"best: {best.objective:.4f}" + (f" ± {best.spread:.2g}" if best.seeds > 1 else ""))
+        ax.scatter(
+            [best.point["optim.lr_g"]],
+            [best.point["optim.lr_d"]],
+            marker="*",
+            s=420,
+            color="gold",
+            edgecolors="black",
+            zorder=5,
+            label=f"best: {best.objective:.4f}" + (f" ± {best.spread:.2g}" if best.seeds > 1 else ""),
+        )
     lo = min(min(t.point["optim.lr_g"], t.point["optim.lr_d"]) for t in points) / 1.5
     hi = max(max(t.point["optim.lr_g"], t.point["optim.lr_d"]) for t in points) * 1.5
     ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--", label="lr_D = lr_G")
-    ax.set(xscale="log", yscale="log", xlabel="lr_G", ylabel="lr_D",
-           title=f"{cfg.gan}: {len(points)} {f'points x {seeds} seeds' if seeds > 1 else 'trials'}, "
-                 f"{cfg.train.steps} steps each (large dots ran to the end)")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="lr_G",
+        ylabel="lr_D",
+        title=f"{cfg.gan}: {len(points)} {f'points x {seeds} seeds' if seeds > 1 else 'trials'}, "
+        f"{cfg.train.steps} steps each (large dots ran to the end)",
+    )
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -140,9 +201,15 @@ def _scored_dots(fig: Any, ax: Any, scored: list[Trial], label: str) -> None:
     values = [t.objective for t in scored]
     spread = min(values) > 0 and max(values) > 4 * min(values)
     xs, ys = [t.point["optim.lr_g"] for t in scored], [t.point["optim.lr_d"] for t in scored]
-    dots = ax.scatter(xs, ys, c=values, cmap="viridis_r", norm=LogNorm() if spread else None,
-                      s=[140 if t.reason == "completed" else 60 for t in scored],
-                      edgecolors=["black" if t.reason == "completed" else "none" for t in scored])
+    dots = ax.scatter(
+        xs,
+        ys,
+        c=values,
+        cmap="viridis_r",
+        norm=LogNorm() if spread else None,
+        s=[140 if t.reason == "completed" else 60 for t in scored],
+        edgecolors=["black" if t.reason == "completed" else "none" for t in scored],
+    )
     for x, y, value in zip(xs, ys, values):
         ax.annotate(f"{value:.3g}", (x, y), textcoords="offset points", xytext=(7, 5), fontsize=7)
     fig.colorbar(dots, ax=ax, label=f"{label} (lower is better)")
@@ -160,21 +227,24 @@ def register_best(client: MlflowClient, gan: str, best: Trial) -> str | None:
         client.get_registered_model(name)
     except MlflowException:  # the first search of this GAN
         client.create_registered_model(name, description=f"{gan} generators found by ganforge tune")
-    version = client.create_model_version(name, f"{run.info.artifact_uri}/generator", run_id=best.run_id,
-                                          tags={"ganforge.objective": str(best.objective)})
+    version = client.create_model_version(
+        name, f"{run.info.artifact_uri}/generator", run_id=best.run_id, tags={"ganforge.objective": str(best.objective)}
+    )
     client.set_registered_model_alias(name, ALIAS, version.version)
     return version.version
 
 
-def record(cfg: RunConfig, base_tree: dict[str, Any], parent: str, trials: list[Trial], configs: list[Trial],
-           metric: str) -> Trial | None:
+def record(
+    cfg: RunConfig, base_tree: dict[str, Any], parent: str, trials: list[Trial], configs: list[Trial], metric: str
+) -> Trial | None:
     """Write the search's results into its parent run; returns the best of ``configs`` (the
     trials, or with several seeds the points pooled over them). ``base_tree``: the user's
     config, to which the best point is applied for ``best_config.yaml``."""
     client = MlflowClient(cfg.tracking.uri)
     best = next((t for t in configs if t.eligible), None)
-    counts = {f"trials/{r}": sum(t.reason == r for t in trials)
-              for r in ("completed", "early_stopped", *UNSTABLE, "error")}
+    counts = {
+        f"trials/{r}": sum(t.reason == r for t in trials) for r in ("completed", "early_stopped", *UNSTABLE, "error")
+    }
     metrics = [Metric(k, float(v), 0, 0) for k, v in counts.items()]
     with tempfile.TemporaryDirectory(prefix="ganforge-search-") as folder:
         write_csv(trials, Path(folder, "trials.csv"))
@@ -215,8 +285,12 @@ def best_config(parent: str, tracking_uri: str) -> dict[str, Any]:
         raise NotFound(f"no MLflow run {parent} in the tracking store {tracking_uri}") from exc
     try:
         with tempfile.TemporaryDirectory(prefix="ganforge-best-") as folder:
-            path = download_artifacts(run_id=parent, artifact_path=BEST_CONFIG, dst_path=folder, tracking_uri=tracking_uri)
+            path = download_artifacts(
+                run_id=parent, artifact_path=BEST_CONFIG, dst_path=folder, tracking_uri=tracking_uri
+            )
             return yaml.safe_load(Path(path).read_text())
     except (MlflowException, OSError) as exc:
-        raise NotFound(f"run {parent} in {tracking_uri} has no {BEST_CONFIG}: it is not a finished search, or no "
-                       "trial completed its budget without instability") from exc
+        raise NotFound(
+            f"run {parent} in {tracking_uri} has no {BEST_CONFIG}: it is not a finished search, or no "
+            "trial completed its budget without instability"
+        ) from exc

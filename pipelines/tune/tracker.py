@@ -48,8 +48,14 @@ class SearchTracker(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         result = trial.last_result or {}
         reason = stop_reason(result, self.cfg.train.steps)
-        end_trial_run(self.cfg, self.parent, trial.trial_id, STATUS.get(reason, "FINISHED"), reason,
-                      str(result.get("stop_detail", "")))
+        end_trial_run(
+            self.cfg,
+            self.parent,
+            trial.trial_id,
+            STATUS.get(reason, "FINISHED"),
+            reason,
+            str(result.get("stop_detail", "")),
+        )
         self._ended(reason)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:

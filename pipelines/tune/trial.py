@@ -71,8 +71,10 @@ def donor_checkpoint() -> tuple[str | None, dict[str, Any]]:
         pointer = json.loads(Path(folder, POINTER).read_text())
     path = pointer["path"]
     if not Path(path).is_dir():
-        raise FileNotFoundError(f"Train checkpoint {path} named by Tune's checkpoint is gone; keep more "
-                                "(train.keep_checkpoints) or put train.storage_path on storage every node sees")
+        raise FileNotFoundError(
+            f"Train checkpoint {path} named by Tune's checkpoint is gone; keep more "
+            "(train.keep_checkpoints) or put train.storage_path on storage every node sees"
+        )
     return path, pointer.get("result", {})
 
 
@@ -83,13 +85,17 @@ def run_trial(point: dict[str, Any], search: dict[str, Any]) -> None:
     cfg = build(apply_point(search["tree"], point))
     resume_from, last = donor_checkpoint()
     run_id = trial_run(cfg, search["parent"], search["name"], trial_id, point, resume_from)
-    cfg = dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id),
-                              train=dataclasses.replace(cfg.train, storage_path=search["storage"]))
+    cfg = dataclasses.replace(
+        cfg,
+        tracking=dataclasses.replace(cfg.tracking, run_id=run_id),
+        train=dataclasses.replace(cfg.train, storage_path=search["storage"]),
+    )
     queue: Queue = Queue(actor_options={"num_cpus": 0})
     # A fresh Train run name per start: a restarted trial resumes from the checkpoint Tune gives
     # it (which, after an exploit, is another trial's), never from this name's own storage.
-    trainer = make_trainer(RunSpec(cfg, resume_from), f"{trial_id}-{uuid.uuid4().hex[:6]}",
-                           callbacks=[ForwardReports(queue)])
+    trainer = make_trainer(
+        RunSpec(cfg, resume_from), f"{trial_id}-{uuid.uuid4().hex[:6]}", callbacks=[ForwardReports(queue)]
+    )
     failure: list[BaseException] = []
 
     def fit() -> None:
@@ -117,5 +123,11 @@ def _finish_failed(exc: BaseException, last: dict[str, Any]) -> None:
     cause = user_error_of(exc)
     if not isinstance(cause, Diverged):
         raise exc
-    tune.report({**last, "objective": last.get("objective", float("inf")), "stop_reason": cause.reason,
-                 "stop_detail": str(cause)})
+    tune.report(
+        {
+            **last,
+            "objective": last.get("objective", float("inf")),
+            "stop_reason": cause.reason,
+            "stop_detail": str(cause),
+        }
+    )
