@@ -9,7 +9,7 @@ GAN    ?= lsgan
 STEPS  ?= 1500
 DEMO   := data/demo
 
-.PHONY: install browser demo tune-demo test test-fast test-search clean-demo
+.PHONY: install browser demo tune-demo test test-fast test-search lint clean-demo
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,9 +66,16 @@ browser:
 			--no-install-recommends chromium chromium-driver >/dev/null; \
 	fi
 
-# Everything, the Ray Tune searches included: CI allows 30 minutes of suite on 2 cores.
-test: $(BIN)/.installed browser
+# The lint and type checks, then everything, the Ray Tune searches included: CI allows
+# 30 minutes of suite on 2 cores.
+test: $(BIN)/.installed browser lint
 	$(BIN)/python -m pytest --durations=25
+
+# ruff's lint and format checks over the tree; mypy over gan_core and pipelines (pyproject.toml).
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow"

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import CACHE, GANS, ONE_DOMAIN, shards_for, table
 
 SIZE = 64
@@ -26,11 +25,11 @@ SIZE = 64
 def webdataset_rate(gan: str, batch: int, loader_workers: int, batches: int) -> float:
     import torch
 
+    import gan_core
     from pipelines.data.batches import Batches, resolve_domains
     from pipelines.data.loader import StreamSpec
-    from pipelines.data.tensors import to_model_batch
     from pipelines.data.manifest import read_dataset
-    import gan_core
+    from pipelines.data.tensors import to_model_batch
 
     dataset = read_dataset(shards_for(gan, SIZE))
     domains = resolve_domains(dataset, gan, gan_core.get(gan).domains)
@@ -154,7 +153,8 @@ def main() -> None:
         png = png_rate(gan, batch, args.loader_workers, args.batches)
         rows.append([gan, batch, consumed, wds, wds / consumed, png])
     table(
-        f"Input at {SIZE} px, {args.loader_workers} loader process(es): images/s (target: WebDataset >= 5x the step's rate)",
+        f"Input at {SIZE} px, {args.loader_workers} loader process(es): images/s "
+        "(target: WebDataset >= 5x the step's rate)",
         ["GAN", "batch", "step consumes", "WebDataset loader", "headroom", "PNG folder loader"],
         rows,
     )

@@ -20,8 +20,9 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 # The node types Ray's read-only autoscaler (no autoscaling config) reports: one per node,
 # named after the node's id. A cluster whose report names any other type has a real one.
@@ -103,7 +104,8 @@ def refusal(request: Request, capacity: Capacity) -> str:
     """The one-line error: what was asked, what the cluster has, the largest request that fits."""
     fit = capacity.workers_fit(request.per_worker)
     if capacity.beyond_ceiling(request):
-        has = f"its autoscaler stops at {', '.join(_amount(k, v) for k, v in sorted(capacity.ceiling.items()))}"
+        ceiling = sorted((capacity.ceiling or {}).items())
+        has = f"its autoscaler stops at {', '.join(_amount(k, v) for k, v in ceiling)}"
     else:
         has = f"{capacity.where} has {capacity.describe()}" + ("" if capacity.grows else " and cannot grow")
     missing = [k for k, v in request.extra.items() if capacity.totals().get(k, 0) < v]

@@ -10,8 +10,8 @@ import logging
 import os
 import shlex
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from cluster import local_cluster
 from cluster.capacity import Capacity, CapacityError, Request, autoscaler_grows, refusal

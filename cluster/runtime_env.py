@@ -23,9 +23,14 @@ def package_dirs() -> list[str]:
     """The three packages as folders. Installed or from a checkout, these hold all our code,
     and nothing of a user's data beside it (a checkout's root would carry venvs and shards)."""
     # Found, not imported: importing gan_core would load torch into a command that needs none.
-    return [
-        importlib.util.find_spec(name).submodule_search_locations[0] for name in ("gan_core", "pipelines", "cluster")
-    ]
+    return [_package_dir(name) for name in ("gan_core", "pipelines", "cluster")]
+
+
+def _package_dir(name: str) -> str:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"package {name} is not installed or not a package")
+    return next(iter(spec.submodule_search_locations))
 
 
 def job_runtime_env(tracking_uri: str | None) -> dict:

@@ -4,6 +4,7 @@ the leader of its own process group, so stopping one stops all it spawned and no
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -141,17 +142,13 @@ def stop_group(pid: int, grace: float = 20.0) -> None:
         if not _group_alive(pid):
             return
         time.sleep(0.2)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
+    with contextlib.suppress(ChildProcessError):  # not our child
         os.waitpid(pgid, os.WNOHANG)  # reap the leader if it is our own child (else it lingers as a zombie)
-    except ChildProcessError:
-        pass
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:

@@ -20,8 +20,9 @@ same GAN object works in a single process, under DDP, and for sampling from EMA 
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -69,7 +70,8 @@ class GAN(abc.ABC):
     name: ClassVar[str]
     Config: ClassVar[type]
     groups: ClassVar[Mapping[str, tuple[str, ...]]]
-    phases: ClassVar[tuple[Phase, ...]]
+    # The class's phases; a GAN whose phases follow its config sets them per instance too.
+    phases: tuple[Phase, ...]
     # Image domains a batch must hold: ("image",) for unconditional GANs, ("A", "B") for
     # unpaired translation. The loader and the CLI check the data against this.
     domains: ClassVar[tuple[str, ...]] = ("image",)

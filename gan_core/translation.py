@@ -3,7 +3,7 @@ G_AB, G_BA, D_A, D_B (D_X judges images of domain X), translation, and the sampl
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 

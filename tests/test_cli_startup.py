@@ -14,7 +14,7 @@ def test_the_cli_parser_loads_no_heavy_package():
         "import json, sys\n"
         "from pipelines.cli.main import parser\n"
         "parser().parse_args(['train', 'lsgan', '--data', 'x'])\n"
-        "print(json.dumps(sorted({k.split('.')[0] for k in sys.modules} & set(%r))))\n" % (HEAVY,)
+        "print(json.dumps(sorted({k.split('.')[0] for k in sys.modules} & set(" + repr(HEAVY) + "))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []

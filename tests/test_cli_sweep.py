@@ -132,13 +132,14 @@ def sweep(w: dict) -> list[tuple[str, list[str], str]]:
         (
             "train",
             ["train", "lsgan", "--data", shards, "--workers", "64"],
-            "64 workers of 1 CPU (64 CPUs in all), but the local Ray instance has 2 CPUs, 0 GPUs on 1 node and cannot grow; "
-            "the largest request that fits is --workers 2",
+            "64 workers of 1 CPU (64 CPUs in all), but the local Ray instance has 2 CPUs, 0 GPUs on 1 node "
+            "and cannot grow; the largest request that fits is --workers 2",
         ),
         (
             "train",
             ["train", "lsgan", "--data", shards, "--workers", "3", "--address", gcs],
-            f"the Ray cluster at {gcs} has 2 CPUs, 0 GPUs on 1 node and cannot grow; the largest request that fits is --workers 2",
+            f"the Ray cluster at {gcs} has 2 CPUs, 0 GPUs on 1 node and cannot grow; "
+            "the largest request that fits is --workers 2",
         ),
         ("train", ["train", "lsgan", "--data", shards, "--gpus", "--address", gcs], "not one worker fits"),
         (

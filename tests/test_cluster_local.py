@@ -5,7 +5,10 @@ import sys
 
 import pytest
 
-OTHER_INSTANCE = "import ray, sys; ray.init(num_cpus=0, include_dashboard=False); print('up', flush=True); sys.stdin.read(); ray.shutdown()"
+OTHER_INSTANCE = (
+    "import ray, sys; ray.init(num_cpus=0, include_dashboard=False); print('up', flush=True); "
+    "sys.stdin.read(); ray.shutdown()"
+)
 
 
 @pytest.mark.slow  # guards against a deadlock of searches (Ray Train's cleaner could not find its cluster)

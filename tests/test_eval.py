@@ -105,11 +105,12 @@ def test_two_ranks_give_the_single_process_value(name, held_out_digits, inverted
 
 
 def test_the_loop_evaluates_every_k_steps_and_at_the_end(held_out_digits):
+    from tiny import TINY
+
     from pipelines.config import load
     from pipelines.data.batches import Batches
     from pipelines.data.loader import StreamSpec
     from pipelines.train import loop
-    from tiny import TINY
 
     torch.manual_seed(0)
     engine, evaluator = _evaluator("lsgan", held_out_digits, {"image": "image"}, samples=64)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import pytest
 import torch
 from mlflow import MlflowClient
-
 from spawn_helpers import ray_actors, spawn_gloo
 
 from pipelines.config import build, load, to_dict

@@ -11,8 +11,8 @@ import threading
 import time
 
 import pytest
-from spawn_helpers import free_port, wait_for_http
 from mlflow import MlflowClient
+from spawn_helpers import free_port, wait_for_http
 
 from pipelines.config import load
 from pipelines.tracking.store import server_env

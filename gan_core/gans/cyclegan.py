@@ -9,8 +9,9 @@ image pool of 50 and halves its loss. Defaults follow junyanz/pytorch-CycleGAN-a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -50,7 +50,7 @@ class DiscoGANConfig:
 def feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
     """Sum over D's layers of the mean squared gap between batch-mean activations (the
     official code's HingeEmbeddingLoss with target 1 reduces to exactly this)."""
-    return sum((r.float().mean(0) - f.float().mean(0)).pow(2).mean() for r, f in zip(real, fake))
+    return torch.stack([(r.float().mean(0) - f.float().mean(0)).pow(2).mean() for r, f in zip(real, fake)]).sum()
 
 
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:

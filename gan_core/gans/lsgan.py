@@ -9,8 +9,8 @@ Pearson chi^2 divergence.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 

@@ -10,8 +10,9 @@ The engine keeps an EMA copy of G, which samples and exports use.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -72,7 +73,7 @@ class StyleGAN(GAN):
     name = "stylegan"
     Config = StyleGANConfig
     groups = {"G": ("G",), "D": ("D",)}
-    phases = (
+    phases: tuple[Phase, ...] = (
         Phase("Gmain", "G"),
         Phase("Gpl", "G", every=4, lazy=True, double_backward=True),
         Phase("Dmain", "D"),

@@ -36,7 +36,7 @@ class MetricSuite:
 
     @property
     def name(self) -> str:
-        return self.extractor.name
+        return str(self.extractor.name)  # each extractor names itself (a class attribute)
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:

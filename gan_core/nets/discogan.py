@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_core.nets.dcgan import stage_widths, check_resolution
+from gan_core.nets.dcgan import check_resolution, stage_widths
 
 
 def _down(w_in: int, w_out: int, norm: bool) -> list[nn.Module]:

@@ -38,6 +38,8 @@ class EqualLinear(nn.Module):
 
 
 class EqualConv2d(nn.Module):
+    fir: torch.Tensor  # a buffer
+
     """k x k conv; ``down`` blurs then strides by 2 (StyleGAN2's discriminator layers)."""
 
     def __init__(

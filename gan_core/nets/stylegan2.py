@@ -32,6 +32,8 @@ def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 class MappingNetwork(nn.Module):
+    w_avg: torch.Tensor  # a buffer
+
     def __init__(
         self, z_dim: int, w_dim: int, num_ws: int, layers: int = 8, lr_mul: float = 0.01, w_avg_beta: float = 0.995
     ):
@@ -53,6 +55,7 @@ class MappingNetwork(nn.Module):
 
 
 class ModulatedConv2d(nn.Module):
+    fir: torch.Tensor  # a buffer
     """A conv whose weights are scaled per sample by a style, then (optionally) renormalised
     so each output feature map has unit expected variance.
 
@@ -90,6 +93,8 @@ class ModulatedConv2d(nn.Module):
 
 
 class StyledConv(nn.Module):
+    noise_const: torch.Tensor  # a buffer
+
     def __init__(self, in_ch: int, out_ch: int, w_dim: int, resolution: int, up: bool = False):
         super().__init__()
         self.conv = ModulatedConv2d(in_ch, out_ch, 3, w_dim, up=up)
@@ -124,6 +129,9 @@ class SynthesisBlock(nn.Module):
     """One resolution: (const | 2x up conv), conv, toRGB. Uses ``num_ws`` = convs + 1 styles,
     the last shared with the next block's first conv (as NVlabs counts them)."""
 
+    fir: torch.Tensor  # a buffer
+    convs: nn.ModuleList
+
     def __init__(self, in_ch: int, out_ch: int, w_dim: int, resolution: int, img_channels: int):
         super().__init__()
         self.first = resolution == 4
@@ -151,21 +159,27 @@ class SynthesisNetwork(nn.Module):
         super().__init__()
         check_resolution(resolution, minimum=8)
         resolutions = [2**i for i in range(2, int(math.log2(resolution)) + 1)]
-        self.blocks = nn.ModuleList()
-        for res in resolutions:
-            in_ch = channels_at(res // 2, channel_base, channel_max) if res > 4 else 0
-            self.blocks.append(
-                SynthesisBlock(in_ch, channels_at(res, channel_base, channel_max), w_dim, res, img_channels)
+        blocks = [
+            SynthesisBlock(
+                channels_at(res // 2, channel_base, channel_max) if res > 4 else 0,
+                channels_at(res, channel_base, channel_max),
+                w_dim,
+                res,
+                img_channels,
             )
-        self.num_ws = sum(len(b.convs) for b in self.blocks) + 1
+            for res in resolutions
+        ]
+        self.blocks = nn.ModuleList(blocks)
+        self.convs_per_block = [len(b.convs) for b in blocks]
+        self.num_ws = sum(self.convs_per_block) + 1
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
         x = img = None
         index = 0
-        for block in self.blocks:
-            n = len(block.convs)
+        for block, n in zip(self.blocks, self.convs_per_block):
             x, img = block(x, img, ws[:, index : index + n + 1], noise_mode)
             index += n
+        assert img is not None  # every resolution adds its toRGB output
         return img
 
 

@@ -40,9 +40,8 @@ def run_list(args: argparse.Namespace) -> None:
         return
     print(f"{'JOB':28s} {'STATUS':10s} {'STARTED':19s}  ENTRYPOINT")
     for job in found:
-        print(
-            f"{job.submission_id or job.job_id:28s} {job.status.value:10s} {_when(job.start_time):19s}  {job.entrypoint}"
-        )
+        name = job.submission_id or job.job_id
+        print(f"{name:28s} {job.status.value:10s} {_when(job.start_time):19s}  {job.entrypoint}")
 
 
 def run_status(args: argparse.Namespace) -> int:

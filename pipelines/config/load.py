@@ -4,13 +4,15 @@ names the key (and the closest valid key when it looks like a typo)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import difflib
 import typing
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -65,10 +67,8 @@ def parse_value(raw: str) -> Any:
     value = yaml.safe_load(raw) if raw.strip() else ""
     # YAML 1.1 reads "4e-4" as a string (it wants "4.0e-4"); users type the short form.
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):  # any other string stays a string
             value = float(value)
-        except ValueError:
-            pass
     return value
 
 
@@ -131,7 +131,7 @@ def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
     kwargs = {}
     for key, value in values.items():
         kind = hints[key]
-        if dataclasses.is_dataclass(kind):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             kwargs[key] = build_dataclass(kind, value, f"{prefix}{key}.")
         else:
             kwargs[key] = _coerce(f"{prefix}{key}", value, kind)

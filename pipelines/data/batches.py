@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

@@ -53,17 +53,16 @@ def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
 def prepare_image(path: Path, size: int, channels: str) -> bytes:
     """PNG bytes of the prepared image; raises BadImage naming the problem."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
+        with Image.open(path) as opened:
+            opened.load()
+            image: Image.Image = ImageOps.exif_transpose(opened)
     except Exception as exc:  # PIL raises many types for corrupt or non-image files
         raise BadImage(f"not a readable image ({type(exc).__name__}: {exc})") from exc
     if min(image.size) < 1:
         raise BadImage("empty image")
-    image = _flatten_alpha(_to_8bit(image)).convert(channels)
-    image = resize_center_crop(image, size)
+    prepared = resize_center_crop(_flatten_alpha(_to_8bit(image)).convert(channels), size)
     out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=1)
+    prepared.save(out, format="PNG", compress_level=1)
     return out.getvalue()
 
 

@@ -22,9 +22,10 @@ import itertools
 import math
 import multiprocessing
 import random
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -204,7 +205,7 @@ def rebatch(chunks: Iterator[dict], batch_size: int) -> Iterator[dict]:
             skipped = 0
 
 
-def _as_is(chunk: dict) -> dict:
+def _as_is(chunk: Any) -> Any:
     """Keep chunks as numpy (DataLoader would convert them to tensors in the worker)."""
     return chunk
 
@@ -248,7 +249,7 @@ class RankBatches:
             multiprocessing_context=LOADER_START if workers else None,
         )
 
-    def _passes(self, epoch: int) -> Iterator[dict]:
+    def _passes(self, epoch: int) -> Generator[dict, None, None]:
         # Pass 0 reads the rank's shards once; later passes only pad a short rank.
         for pass_ in itertools.count():
             self.dataset.set_epoch(epoch, pass_)

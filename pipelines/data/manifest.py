@@ -73,12 +73,13 @@ def read_dataset(path: str | Path) -> Dataset:
         manifest_path, text = f"{root}/{MANIFEST}", read_text(f"{root}/{MANIFEST}")
     else:
         root = Path(path).expanduser()
-        manifest_path = root / MANIFEST
+        local_manifest = root / MANIFEST
+        manifest_path = str(local_manifest)
         if not root.exists():
             raise DataError(f"data path {root} does not exist; create shards with `ganforge data shard`")
-        if not manifest_path.is_file():
+        if not local_manifest.is_file():
             raise DataError(f"{root} has no {MANIFEST}: not a shard folder written by `ganforge data shard`")
-        text = manifest_path.read_text()
+        text = local_manifest.read_text()
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as exc:

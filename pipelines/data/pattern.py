@@ -53,7 +53,9 @@ def probe(url: str) -> tuple[int, int, int]:
             for member in tar:
                 if member.isfile() and member.name.endswith(".png"):
                     keys.add(member.name[:-4])
-                    shape = shape or _square_shape(tar.extractfile(member).read(), f"{url}: {member.name}")
+                    data = tar.extractfile(member)
+                    if data is not None:  # a regular file always has its data
+                        shape = shape or _square_shape(data.read(), f"{url}: {member.name}")
     except (OSError, tarfile.TarError) as exc:
         raise DataError(f"cannot read shard {url} ({type(exc).__name__}: {exc})") from exc
     if shape is None:

@@ -13,10 +13,10 @@ import multiprocessing as mp
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Iterator
 
 import webdataset as wds
 from tqdm import tqdm

@@ -5,15 +5,16 @@ always uses the same latents (seeded by j) or the same reference inputs, so the 
 not depend on the number of ranks. Each rank generates (or translates) its batches with the
 sampling nets (EMA where there is one), quantises them to 8 bits like saved images and
 extracts their features; images and features are gathered, and rank 0 compares them with
-the reference. The result is broadcast, so every rank returns the same metrics. Unconditional GANs report ``eval/<metric>``; translation GANs report
-``eval/AtoB/<metric>`` and ``eval/BtoA/<metric>`` and their mean as ``eval/<metric>``.
+the reference. The result is broadcast, so every rank returns the same metrics.
+Unconditional GANs report ``eval/<metric>``; translation GANs report ``eval/AtoB/<metric>``
+and ``eval/BtoA/<metric>`` and their mean as ``eval/<metric>``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -99,7 +100,7 @@ class Evaluator:
             inputs = self.reference(src).images
             device = next(next(iter(nets.values())).parameters()).device
 
-            def produce(start: int, count: int, inputs=inputs, direction=direction) -> torch.Tensor:
+            def produce(start: int, count: int, inputs=inputs, direction=direction, device=device) -> torch.Tensor:
                 index = torch.arange(start, start + count) % len(inputs)  # the last share wraps around
                 return self.gan.translate(nets, to_float(inputs[index]).to(device), direction)
 
@@ -135,6 +136,7 @@ class Evaluator:
         if self.rank != 0:  # only rank 0 reads the reference it is compared with
             return {}
         ref = add_features(self.reference(key), self.dataset, self.suite)
+        assert ref.features is not None  # add_features computed or loaded them
         return self.suite.compare(ref.features, fake_features, to_float(ref.images), to_float(fake_images))
 
 

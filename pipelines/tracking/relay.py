@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -45,7 +46,7 @@ class TrackingRelay:
 
         return ray.get_runtime_context().get_node_id()
 
-    def log_batch(self, run_id: str, metrics: list = (), tags: list = ()) -> None:
+    def log_batch(self, run_id: str, metrics: Sequence = (), tags: Sequence = ()) -> None:
         self.client.log_batch(run_id, metrics=list(metrics), tags=list(tags))
 
     def log_image(self, run_id: str, png: bytes, key: str, step: int) -> None:
@@ -90,7 +91,7 @@ class RelayClient:
 
         ray.get(ref)
 
-    def log_batch(self, run_id: str, metrics: list = (), tags: list = ()) -> None:
+    def log_batch(self, run_id: str, metrics: Sequence = (), tags: Sequence = ()) -> None:
         self._wait(self.actor.log_batch.remote(run_id, list(metrics), list(tags)))
 
     def log_image(self, run_id: str, image: Image.Image, key: str, step: int) -> None:

@@ -12,8 +12,9 @@ import threading
 import time
 import urllib.request
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -129,13 +130,13 @@ class RunLogger:
 
     def __init__(self, uri: str, run_id: str, client: Any = None):
         self.client, self.run_id = client or fail_fast_client(uri), run_id
-        self._queue: collections.deque[Callable[[], None]] = collections.deque(maxlen=self.MAX_QUEUED)
+        self._queue: collections.deque[Callable[[], object]] = collections.deque(maxlen=self.MAX_QUEUED)
         self._wake = threading.Condition()
         self._outage = False
         self._thread = threading.Thread(target=self._drain, name="ganforge-mlflow", daemon=True)
         self._thread.start()
 
-    def _submit(self, call: Callable[[], None]) -> None:
+    def _submit(self, call: Callable[[], object]) -> None:
         with self._wake:
             self._queue.append(call)
             self._wake.notify()

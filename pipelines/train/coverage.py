@@ -5,6 +5,7 @@ they read them all (an exact epoch; resampled streams draw with replacement)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import torch.distributed as dist
 
@@ -29,8 +30,8 @@ class ShardCoverage:
     def gather(self, rank: int, node: str, complete: bool) -> dict:
         """Every rank's shards (a collective: every rank calls it)."""
         mine = {"rank": rank, "node": node, "shards": {d: sorted(s) for d, s in sorted(self.shards.items())}}
-        ranks = [mine]
+        ranks: list[Any] = [mine]
         if dist.is_available() and dist.is_initialized():
-            ranks = [None] * dist.get_world_size()
+            ranks = [None] * dist.get_world_size()  # filled in by the gather
             dist.all_gather_object(ranks, mine)
         return {"epoch": self.epoch, "complete": complete, "ranks": ranks}

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -63,7 +64,8 @@ class Engine:
         self.step = 0
         self.memory_format = torch.channels_last if channels_last(train, device) else torch.contiguous_format
         self.raw: dict[str, nn.Module] = {
-            k: v.to(device, memory_format=self.memory_format) for k, v in gan.build_nets().items()
+            k: v.to(device, memory_format=self.memory_format)  # type: ignore[call-overload]  # torch's stubs omit it
+            for k, v in gan.build_nets().items()
         }
         self.nets: dict[str, nn.Module] = {k: self._wrap(v) for k, v in self.raw.items()}
         if train.compile:

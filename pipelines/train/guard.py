@@ -7,6 +7,8 @@ same decision (a rank that stepped alone would silently fork the replicas)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from pipelines.errors import Diverged
@@ -14,7 +16,7 @@ from pipelines.errors import Diverged
 __all__ = ["Diverged", "NonFiniteGuard", "all_finite"]
 
 
-def all_finite(tensors: list[torch.Tensor]) -> torch.Tensor:
+def all_finite(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """One device-side flag for many tensors (one host sync when read, not one per tensor)."""
     if not tensors:
         return torch.tensor(True)

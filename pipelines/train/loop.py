@@ -7,9 +7,10 @@ from __future__ import annotations
 import socket
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -17,8 +18,8 @@ import torch.distributed as dist
 from pipelines.config.load import to_dict
 from pipelines.config.schema import RunConfig, TrainConfig
 from pipelines.data.tensors import to_model_batch
-from pipelines.train.engine import Engine
 from pipelines.train.coverage import ShardCoverage
+from pipelines.train.engine import Engine
 from pipelines.train.guard import Diverged
 from pipelines.train.stability import StabilityMonitor
 

@@ -5,11 +5,13 @@ Ray (every rank, since ``ray.train.report`` is a barrier)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import ray.train
 import ray.train.torch
@@ -49,25 +51,31 @@ class RayHooks:
         self.last: dict[str, float] = {}
         self.evaluated: dict[str, float] = {}
 
+    @property
+    def log(self) -> RunLogger:
+        """Rank 0's logger; only rank 0 logs (the loop calls the chief's hooks alone)."""
+        assert self.logger is not None, "only rank 0 logs"
+        return self.logger
+
     def on_log(self, step: int, metrics: dict[str, float]) -> None:
         self.last = metrics
         if not self.chief:
             return
-        self.logger.metrics(step, metrics)
+        self.log.metrics(step, metrics)
         if self.progress is not None:
-            try:  # the driver warns in the terminal when MLflow is away
-                self.progress.put_nowait((step, {**metrics, "tracking/outage": float(self.logger.outage)}))
-            except Exception:  # a full or gone queue must never stop training
-                pass
+            # The driver warns in the terminal when MLflow is away. A full or gone queue must
+            # never stop training.
+            with contextlib.suppress(Exception):
+                self.progress.put_nowait((step, {**metrics, "tracking/outage": float(self.log.outage)}))
 
     def on_samples(self, step: int, grid: torch.Tensor) -> None:
         scale = max(1, 256 // (grid.shape[1] * grid.shape[-1]))  # small images: enlarge for the UI
-        self.logger.image(step, grid_image(grid, scale=scale))
+        self.log.image(step, grid_image(grid, scale=scale))
 
     def on_eval(self, step: int, metrics: dict[str, float]) -> None:
         self.evaluated = metrics
         if self.chief:
-            self.logger.metrics(step, metrics)
+            self.log.metrics(step, metrics)
         if not self.checkpoint_due(step):  # else they go with the checkpoint's report: one report per step
             ray.train.report({"step": step, **metrics})  # every rank: report is a barrier; Tune reads rank 0's
 
@@ -85,15 +93,15 @@ class RayHooks:
     def on_coverage(self, report: dict) -> None:
         with tempfile.TemporaryDirectory(prefix="ganforge-data-") as folder:
             (Path(folder) / "shards_by_rank.json").write_text(json.dumps(report, indent=1) + "\n")
-            self.logger.artifacts(folder, "data")
-        self.logger.tags({"ganforge.nodes": str(len({r["node"] for r in report["ranks"]}))})
+            self.log.artifacts(folder, "data")
+        self.log.tags({"ganforge.nodes": str(len({r["node"] for r in report["ranks"]}))})
 
     def _log_final(self, checkpoint_folder: str) -> None:
-        self.logger.artifacts(checkpoint_folder, "checkpoint")
+        self.log.artifacts(checkpoint_folder, "checkpoint")
         generator_nets = {n: net for n, net in self.engine.sampling_nets().items() if n in self.engine.gan.groups["G"]}
         with tempfile.TemporaryDirectory(prefix="ganforge-gen-") as folder:
             export_generator(folder, generator_nets, self.meta)
-            self.logger.artifacts(folder, "generator")
+            self.log.artifacts(folder, "generator")
 
 
 def _restore(engine: Engine, resume_from: str | None, optim: OptimConfig, device: torch.device) -> loop.Position:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from pipelines.config import ConfigError, RunConfig, build
 from pipelines.config.load import apply_overrides

@@ -32,7 +32,7 @@ def torch_trainer_class() -> type:
 
     class GanTrainer(TorchTrainer):
         def _create_default_callbacks(self) -> list[Any]:
-            callbacks = super()._create_default_callbacks()
+            callbacks = super()._create_default_callbacks()  # type: ignore[misc]  # Ray Train's internals
             if self.datasets:
                 return callbacks
             return [c for c in callbacks if not isinstance(c, DatasetsCallback)]
@@ -43,7 +43,8 @@ def torch_trainer_class() -> type:
 def make_trainer(spec: RunSpec, name: str, callbacks: list | None = None):
     """The run's ``TorchTrainer``; called in the process that created the MLflow run, whose
     node reaches the tracking server, so a loopback server gets its relay here."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
+    from ray.train import RunConfig as RayRunConfig
     from ray.train.torch import TorchConfig
 
     from pipelines.tracking.relay import start_relay

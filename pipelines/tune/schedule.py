@@ -44,8 +44,8 @@ def search_algorithm(cfg: RunConfig, dims: dict[str, Dimension], limit: int = 0)
     if any(d.kind == "grid" for d in dims.values()):
         raise ConfigError("tune.search=optuna cannot sample a grid: use choice:... instead of grid:...")
     try:
+        import optuna
         from ray.tune.search.optuna import OptunaSearch
-        import optuna  # noqa: F401  (OptunaSearch imports it lazily and fails late without it)
     except ImportError as exc:
         raise ConfigError(f"tune.search=optuna needs the optuna package ({exc})") from exc
     import optuna.samplers

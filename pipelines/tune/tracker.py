@@ -36,7 +36,7 @@ class SearchTracker(Callback):
     def __getstate__(self) -> dict[str, Any]:  # Tune saves its callbacks with the experiment
         return {**self.__dict__, "bar": None}
 
-    def setup(self, **info) -> None:
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
         self.bar = tqdm(total=self.total, desc="tune", unit="trial", disable=not self.enabled, dynamic_ncols=True)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
@@ -64,11 +64,14 @@ class SearchTracker(Callback):
 
     def _ended(self, reason: str) -> None:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
-        self.bar.update(1)
+        if self.bar is not None:  # Tune calls setup before any trial
+            self.bar.update(1)
         self._postfix()
 
     def _postfix(self) -> None:
-        self.bar.set_postfix({"best": f"{self.best:.4f}", **self.reasons}, refresh=False)
+        if self.bar is not None:
+            self.bar.set_postfix({"best": f"{self.best:.4f}", **self.reasons}, refresh=False)
 
     def on_experiment_end(self, trials, **info) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
