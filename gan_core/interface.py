@@ -2,16 +2,19 @@
 
 A GAN declares *what* to train; the loop in ``pipelines.train`` decides *how*:
 
-* ``groups`` maps an optimizer group ("G" or "D") to the nets it owns. The loop builds one
-  optimizer per group, with ``optim.lr_g`` / ``optim.lr_d`` as its learning rate, so the
-  two-time-scale balance is a config value for every GAN.
-* ``phases`` lists the update phases in order. Each trains one group, every ``every`` steps.
-  A ``lazy`` phase is a regulariser run less often (StyleGAN2's lazy R1): the loop rescales
-  that group's learning rate and betas by k/(k+1) so the effective optimisation matches.
-  A GAN whose phases depend on its config (an optional regulariser, a D interval) sets
-  ``self.phases`` in ``__init__``; the class attribute is the default ``ganforge gans`` shows.
-* ``compute(phase, nets, batch, step)`` returns the phase's loss and logs. It never calls
-  backward or touches optimizers: the loop owns requires_grad, DDP sync, AMP, EMA and steps.
+* ``groups`` maps each optimizer group's name to a ``Group``: the nets it owns and its role.
+  The loop builds one optimizer per group. A generator group trains at ``optim.lr_g``, is
+  what ``ganforge sample`` / ``translate`` and the exported model use, and its loss is
+  logged as ``loss/<group>``; a discriminator group trains at ``optim.lr_d``. So the
+  two-time-scale balance is a config value for every GAN, however many groups it has.
+* ``declare_phases()`` returns the update phases in order, once, from the GAN's config:
+  each trains one group, every ``every`` steps, and names the method that computes its
+  loss. A ``lazy`` phase is a regulariser run less often (StyleGAN2's lazy R1): the loop
+  rescales that group's learning rate and betas by k/(k+1) so the effective optimisation
+  matches.
+* A phase's method takes ``(nets, batch, step)`` and returns the loss and logs. It never
+  calls backward or touches optimizers: the loop owns requires_grad, DDP sync, AMP, EMA
+  and steps.
 
 Nets come in through ``nets`` (possibly DDP-wrapped) instead of living on the GAN, so the
 same GAN object works in a single process, under DDP, and for sampling from EMA copies.
@@ -20,7 +23,7 @@ same GAN object works in a single process, under DDP, and for sampling from EMA 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -31,16 +34,37 @@ Batch = Mapping[str, torch.Tensor]
 Nets = Mapping[str, nn.Module]
 
 
+GENERATOR, DISCRIMINATOR = "generator", "discriminator"
+
+
+@dataclass(frozen=True)
+class Group:
+    """An optimizer group: the nets it steps, and its role (``GENERATOR`` or ``DISCRIMINATOR``)."""
+
+    nets: tuple[str, ...]
+    role: str
+
+
+def generator(*nets: str) -> Group:
+    return Group(nets, GENERATOR)
+
+
+def discriminator(*nets: str) -> Group:
+    return Group(nets, DISCRIMINATOR)
+
+
 @dataclass(frozen=True)
 class Phase:
-    """One update: the nets of optimizer group ``trains`` step on ``compute(name, ...)``."""
+    """One update: the nets of optimizer group ``trains`` step on the loss ``compute`` returns
+    (a method of the GAN: ``compute(nets, batch, step) -> PhaseResult``)."""
 
     name: str
     trains: str
+    compute: Callable[[Nets, Batch, int], PhaseResult]
     every: int = 1
     lazy: bool = False
     # Skip the steps that are multiples of this (0: never). DiscoGAN's official code trains
-    # D on every 3rd step and G on the other two: Phase("D", every=3), Phase("G", skip_every=3).
+    # D on every 3rd step and G on the other two: every=3 for D, skip_every=3 for G.
     skip_every: int = 0
     # The loss differentiates through gradients (R1, path length: create_graph=True).
     # Compiled graphs cannot be differentiated twice, so the loop runs such a phase eagerly.
@@ -69,9 +93,7 @@ class GAN(abc.ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type]
-    groups: ClassVar[Mapping[str, tuple[str, ...]]]
-    # The class's phases; a GAN whose phases follow its config sets them per instance too.
-    phases: tuple[Phase, ...]
+    groups: ClassVar[Mapping[str, Group]]
     # Image domains a batch must hold: ("image",) for unconditional GANs, ("A", "B") for
     # unpaired translation. The loader and the CLI check the data against this.
     domains: ClassVar[tuple[str, ...]] = ("image",)
@@ -82,14 +104,30 @@ class GAN(abc.ABC):
         self.cfg = cfg
         self.resolution = resolution
         self.channels = channels
+        self.phases = self.declare_phases()
+        check_phases(self.name, self.phases, self.groups)
+
+    @abc.abstractmethod
+    def declare_phases(self) -> tuple[Phase, ...]:
+        """The update phases, in order (``self.cfg`` is set: phases may follow the config)."""
 
     @abc.abstractmethod
     def build_nets(self) -> dict[str, nn.Module]:
         """Fresh, initialised nets keyed by name (the names used in ``groups``)."""
 
-    @abc.abstractmethod
-    def compute(self, phase: str, nets: Nets, batch: Batch, step: int) -> PhaseResult:
-        """Loss of one phase on one batch; may run any net forward, backward is the loop's."""
+    @classmethod
+    def groups_with(cls, role: str) -> tuple[str, ...]:
+        return tuple(name for name, group in cls.groups.items() if group.role == role)
+
+    @classmethod
+    def loss_keys(cls, role: str) -> tuple[str, ...]:
+        """Where the losses of ``role``'s groups are logged: ``loss/<group>``."""
+        return tuple(f"loss/{name}" for name in cls.groups_with(role))
+
+    @classmethod
+    def nets_with(cls, role: str) -> tuple[str, ...]:
+        """The nets of every group of ``role``: ``nets_with(GENERATOR)`` are what sampling needs."""
+        return tuple(net for name in cls.groups_with(role) for net in cls.groups[name].nets)
 
     @abc.abstractmethod
     def fixed_inputs(self, n: int, generator: torch.Generator, reals: Batch) -> dict[str, torch.Tensor]:
@@ -120,16 +158,22 @@ class GAN(abc.ABC):
 
     @classmethod
     def validate(cls) -> None:
-        """Catch declaration mistakes of a new GAN at registration time, not mid-run."""
-        check_phases(cls.name, cls.phases, cls.groups)
-        owned = [n for nets in cls.groups.values() for n in nets]
+        """Catch declaration mistakes of a new GAN at registration time, not mid-run: its
+        groups, and the phases of its default config."""
+        roles = {group.role for group in cls.groups.values()}
+        if not roles <= {GENERATOR, DISCRIMINATOR} or len(roles) < 2:
+            raise TypeError(
+                f"GAN {cls.name!r}: needs generator and discriminator groups (and no other role), "
+                f"got roles {sorted(roles)}"
+            )
+        owned = [n for group in cls.groups.values() for n in group.nets]
         if len(owned) != len(set(owned)):
             raise TypeError(f"GAN {cls.name!r}: a net belongs to two optimizer groups")
+        cls(cls.Config(), 64, 3)  # declares and checks the phases
 
 
-def check_phases(name: str, phases: tuple[Phase, ...], groups: Mapping[str, tuple[str, ...]]) -> None:
-    """Phases must exist, train declared groups and run at a positive interval; the engine
-    calls this again on an instance's config-dependent phases."""
+def check_phases(name: str, phases: tuple[Phase, ...], groups: Mapping[str, Group]) -> None:
+    """Phases must exist, train declared groups and run at a positive interval."""
     if not phases:
         raise TypeError(f"GAN {name!r} declares no phases")
     for phase in phases:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import torch
 
-from gan_core.interface import GAN, Batch, Nets
+from gan_core.interface import GAN, Batch, Nets, discriminator, generator
 
 GRID_ROWS = 8  # examples in a sample grid, one per row
 DIRECTIONS = ("AtoB", "BtoA")
@@ -15,7 +15,7 @@ DIRECTIONS = ("AtoB", "BtoA")
 
 class TranslationGAN(GAN):
     domains = ("A", "B")
-    groups = {"G": ("G_AB", "G_BA"), "D": ("D_A", "D_B")}
+    groups = {"G": generator("G_AB", "G_BA"), "D": discriminator("D_A", "D_B")}
 
     def fixed_inputs(self, n: int, generator: torch.Generator, reals: Batch) -> dict[str, torch.Tensor]:
         del generator

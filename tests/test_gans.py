@@ -35,7 +35,7 @@ def test_each_phase_changes_only_the_nets_it_trains(name):
         engine = tiny_engine(name)
         before = {n: _snapshot(net) for n, net in engine.raw.items()}
         logs = engine._run_phase(phase, tiny_batch(name, 0))
-        trained = set(engine.gan.groups[phase.trains])
+        trained = set(engine.gan.groups[phase.trains].nets)
         for net_name, net in engine.raw.items():
             assert _changed(before[net_name], net) == (net_name in trained), (phase.name, net_name)
         assert logs and all(torch.isfinite(v) for v in logs.values()), (phase.name, logs)

@@ -2,6 +2,8 @@
 untouched) and is counted; K in a row end the run as diverged; no checkpoint is written
 from non-finite weights; under DDP a NaN on one rank makes every rank skip."""
 
+import dataclasses
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -14,15 +16,20 @@ from pipelines.train.loop import Position, checkpoint_state
 
 
 def _plant_nan(engine, phase_name, steps):
-    compute = engine.gan.compute
+    """The phase's loss turns NaN at ``steps``."""
 
-    def poisoned(phase, nets, batch, step):
-        result = compute(phase, nets, batch, step)
-        if phase == phase_name and step in steps:
-            result.loss = result.loss * float("nan")
-        return result
+    def poisoned(compute):
+        def run(nets, batch, step):
+            result = compute(nets, batch, step)
+            if step in steps:
+                result.loss = result.loss * float("nan")
+            return result
 
-    engine.gan.compute = poisoned
+        return run
+
+    engine.gan.phases = tuple(
+        dataclasses.replace(p, compute=poisoned(p.compute)) if p.name == phase_name else p for p in engine.gan.phases
+    )
 
 
 @pytest.mark.parametrize("name", ["lsgan", "stylegan"])

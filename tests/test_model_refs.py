@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from PIL import Image
 from tiny import TINY, tiny_engine
 
+from gan_core.interface import GENERATOR
 from pipelines.config.schema import TrackingConfig
 from pipelines.errors import NotFound
 from pipelines.inference.model import load_trained
@@ -30,7 +31,7 @@ def registered(empty_store, tmp_path):
         client.create_experiment("refs", artifact_location=(tmp_path / "art").as_uri())
     ).info.run_id
     meta = {"gan": "lsgan", "model": asdict(engine.gan.cfg), "resolution": resolution, "channels": channels}
-    nets = {n: net for n, net in engine.sampling_nets().items() if n in engine.gan.groups["G"]}
+    nets = {n: net for n, net in engine.sampling_nets().items() if n in engine.gan.nets_with(GENERATOR)}
     client.log_artifacts(run_id, str(export_generator(tmp_path / "export", nets, meta)), "generator")
     client.set_terminated(run_id)
     version = register_best(client, "lsgan", Trial("t0", {}, 1.0, 10, "completed", run_id))

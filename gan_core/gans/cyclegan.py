@@ -54,7 +54,6 @@ def lsgan_loss(scores: torch.Tensor, target: float) -> torch.Tensor:
 class CycleGAN(TranslationGAN):
     name = "cyclegan"
     Config = CycleGANConfig
-    phases = (Phase("G", trains="G"), Phase("D", trains="D"))
 
     def __init__(self, cfg: CycleGANConfig, resolution: int, channels: int):
         super().__init__(cfg, resolution, channels)
@@ -74,12 +73,15 @@ class CycleGAN(TranslationGAN):
             dcgan_init(net)  # the reference's init_type="normal": N(0, 0.02)
         return nets
 
-    def compute(self, phase: str, nets: Nets, batch: Batch, step: int) -> PhaseResult:
-        if phase == "G":
-            return self._generator_loss(nets, batch["A"], batch["B"])
-        if phase == "D":
-            return self._discriminator_loss(nets, batch["A"], batch["B"])
-        raise KeyError(f"cyclegan has no phase {phase!r}")
+    def declare_phases(self) -> tuple[Phase, ...]:
+        # G first: D's phase of the same step judges the fakes G's phase made (via the pools).
+        return Phase("G", "G", self.generator_loss), Phase("D", "D", self.discriminator_loss)
+
+    def generator_loss(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:
+        return self._generator_loss(nets, batch["A"], batch["B"])
+
+    def discriminator_loss(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:
+        return self._discriminator_loss(nets, batch["A"], batch["B"])
 
     def _generator_loss(self, nets: Nets, real_a: torch.Tensor, real_b: torch.Tensor) -> PhaseResult:
         cfg: CycleGANConfig = self.cfg

@@ -61,12 +61,13 @@ def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 class DiscoGAN(TranslationGAN):
     name = "discogan"
     Config = DiscoGANConfig
-    phases = (Phase("D", trains="D", every=3), Phase("G", trains="G", skip_every=3))
 
-    def __init__(self, cfg: DiscoGANConfig, resolution: int, channels: int):
-        super().__init__(cfg, resolution, channels)
-        k = cfg.d_every
-        self.phases = (Phase("D", trains="D", every=k), Phase("G", trains="G", skip_every=k if k > 1 else 0))
+    def declare_phases(self) -> tuple[Phase, ...]:
+        k = self.cfg.d_every  # the official code: D on every 3rd step, G on the other two
+        return (
+            Phase("D", "D", self.discriminator_loss, every=k),
+            Phase("G", "G", self.generator_loss, skip_every=k if k > 1 else 0),
+        )
 
     def build_nets(self):
         cfg: DiscoGANConfig = self.cfg
@@ -80,12 +81,11 @@ class DiscoGAN(TranslationGAN):
             dcgan_init(net)
         return nets
 
-    def compute(self, phase: str, nets: Nets, batch: Batch, step: int) -> PhaseResult:
-        if phase == "D":
-            return self._discriminator_loss(nets, batch["A"], batch["B"])
-        if phase == "G":
-            return self._generator_loss(nets, batch["A"], batch["B"], step)
-        raise KeyError(f"discogan has no phase {phase!r}")
+    def discriminator_loss(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:
+        return self._discriminator_loss(nets, batch["A"], batch["B"])
+
+    def generator_loss(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:
+        return self._generator_loss(nets, batch["A"], batch["B"], step)
 
     def _discriminator_loss(self, nets: Nets, real_a: torch.Tensor, real_b: torch.Tensor) -> PhaseResult:
         with torch.no_grad():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gan_core.interface import GAN, Batch, Nets, Phase, PhaseResult
+from gan_core.interface import GAN, Batch, Nets, Phase, PhaseResult, discriminator, generator
 from gan_core.losses import least_squares_d, least_squares_g
 from gan_core.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_core.nets.init import dcgan_init
@@ -42,9 +42,11 @@ class LSGANConfig:
 class LSGAN(GAN):
     name = "lsgan"
     Config = LSGANConfig
-    groups = {"G": ("G",), "D": ("D",)}
-    phases = (Phase("D", trains="D"), Phase("G", trains="G"))
+    groups = {"G": generator("G"), "D": discriminator("D")}
     ema_nets = ("G",)
+
+    def declare_phases(self) -> tuple[Phase, ...]:
+        return Phase("D", "D", self.discriminator_loss), Phase("G", "G", self.generator_loss)
 
     def build_nets(self):
         cfg: LSGANConfig = self.cfg
@@ -59,20 +61,19 @@ class LSGAN(GAN):
     def _latents(self, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(n, self.cfg.latent_dim, device=like.device)
 
-    def compute(self, phase: str, nets: Nets, batch: Batch, step: int) -> PhaseResult:
+    def discriminator_loss(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:
         real = batch["image"]
-        z = self._latents(real.shape[0], real)
-        if phase == "D":
-            with torch.no_grad():
-                fake = nets["G"](z)
-            real_out, fake_out = nets["D"](real), nets["D"](fake)
-            loss = least_squares_d(real_out, fake_out, self.cfg.a, self.cfg.b)
-            logs = {"loss/D": loss.detach(), "D/real": real_out.detach().mean(), "D/fake": fake_out.detach().mean()}
-            return PhaseResult(loss, logs)
-        if phase == "G":
-            loss = least_squares_g(nets["D"](nets["G"](z)), self.cfg.c)
-            return PhaseResult(loss, {"loss/G": loss.detach()})
-        raise KeyError(f"lsgan has no phase {phase!r}")
+        with torch.no_grad():
+            fake = nets["G"](self._latents(real.shape[0], real))
+        real_out, fake_out = nets["D"](real), nets["D"](fake)
+        loss = least_squares_d(real_out, fake_out, self.cfg.a, self.cfg.b)
+        logs = {"loss/D": loss.detach(), "D/real": real_out.detach().mean(), "D/fake": fake_out.detach().mean()}
+        return PhaseResult(loss, logs)
+
+    def generator_loss(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:
+        real = batch["image"]
+        loss = least_squares_g(nets["D"](nets["G"](self._latents(real.shape[0], real))), self.cfg.c)
+        return PhaseResult(loss, {"loss/G": loss.detach()})
 
     def fixed_inputs(self, n: int, generator: torch.Generator, reals: Batch) -> dict[str, torch.Tensor]:
         del reals

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from gan_core.interface import GAN, Batch, Nets, Phase, PhaseResult
+from gan_core.interface import GAN, Batch, Nets, Phase, PhaseResult, discriminator, generator
 from gan_core.nets.stylegan2 import StyleDiscriminator, StyleGenerator
 from gan_core.registry import register
 
@@ -72,25 +72,23 @@ def _world() -> int:
 class StyleGAN(GAN):
     name = "stylegan"
     Config = StyleGANConfig
-    groups = {"G": ("G",), "D": ("D",)}
-    phases: tuple[Phase, ...] = (
-        Phase("Gmain", "G"),
-        Phase("Gpl", "G", every=4, lazy=True, double_backward=True),
-        Phase("Dmain", "D"),
-        Phase("Dr1", "D", every=16, lazy=True, double_backward=True),
-    )
+    groups = {"G": generator("G"), "D": discriminator("D")}
     ema_nets = ("G",)
 
     def __init__(self, cfg: StyleGANConfig, resolution: int, channels: int):
         super().__init__(cfg, resolution, channels)
-        phases = [Phase("Gmain", "G")]
-        if cfg.pl_weight > 0:
-            phases.append(Phase("Gpl", "G", every=cfg.pl_every, lazy=True, double_backward=True))
-        phases.append(Phase("Dmain", "D"))
-        if cfg.r1_gamma != 0:
-            phases.append(Phase("Dr1", "D", every=cfg.r1_every, lazy=True, double_backward=True))
-        self.phases = tuple(phases)
         self.pl_mean = torch.zeros(())
+
+    def declare_phases(self) -> tuple[Phase, ...]:
+        """NVlabs' phases; the lazy regularisers only where their weights are on."""
+        cfg: StyleGANConfig = self.cfg
+        phases = [Phase("Gmain", "G", self.generator_loss)]
+        if cfg.pl_weight > 0:
+            phases.append(Phase("Gpl", "G", self.path_length, every=cfg.pl_every, lazy=True, double_backward=True))
+        phases.append(Phase("Dmain", "D", self.discriminator_loss))
+        if cfg.r1_gamma != 0:
+            phases.append(Phase("Dr1", "D", self.r1, every=cfg.r1_every, lazy=True, double_backward=True))
+        return tuple(phases)
 
     def build_nets(self):
         c: StyleGANConfig = self.cfg
@@ -117,40 +115,32 @@ class StyleGAN(GAN):
             return self.cfg.r1_gamma
         return 0.0002 * self.resolution**2 / (batch_size * _world())
 
-    def compute(self, phase: str, nets: Nets, batch: Batch, step: int) -> PhaseResult:
+    def generator_loss(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:
         real = batch["image"]
-        if phase == "Gmain":
+        fake = nets["G"](self._z(len(real), real), mixing=self.cfg.style_mixing)
+        loss = F.softplus(-nets["D"](fake).float()).mean()
+        return PhaseResult(loss, {"loss/G": loss.detach()})
+
+    def discriminator_loss(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:
+        real = batch["image"]
+        with torch.no_grad():
             fake = nets["G"](self._z(len(real), real), mixing=self.cfg.style_mixing)
-            loss = F.softplus(-nets["D"](fake).float()).mean()
-            return PhaseResult(loss, {"loss/G": loss.detach()})
-        if phase == "Gpl":
-            return self._path_length(nets, real)
-        if phase == "Dmain":
-            with torch.no_grad():
-                fake = nets["G"](self._z(len(real), real), mixing=self.cfg.style_mixing)
-            real_logits, fake_logits = nets["D"](real).float(), nets["D"](fake).float()
-            loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-            return PhaseResult(
-                loss,
-                {"loss/D": loss.detach(), "D/real": real_logits.detach().mean(), "D/fake": fake_logits.detach().mean()},
-            )
-        if phase == "Dr1":
-            return self._r1(nets, real)
-        raise KeyError(f"stylegan has no phase {phase!r}")
+        real_logits, fake_logits = nets["D"](real).float(), nets["D"](fake).float()
+        loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+        logs = {"loss/D": loss.detach(), "D/real": real_logits.detach().mean(), "D/fake": fake_logits.detach().mean()}
+        return PhaseResult(loss, logs)
 
-    def _every(self, name: str) -> int:
-        return next(p.every for p in self.phases if p.name == name)
-
-    def _r1(self, nets: Nets, real: torch.Tensor) -> PhaseResult:
-        real = real.detach().requires_grad_(True)
+    def r1(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:
+        real = batch["image"].detach().requires_grad_(True)
         logits = nets["D"](real).float()
         (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
         penalty = grad.float().square().sum(dim=[1, 2, 3])
         # "logits * 0" keeps every D parameter in the graph, so DDP's reducer sees them all.
-        loss = (logits * 0 + penalty * (self.r1_gamma(len(real)) / 2)).mean() * self._every("Dr1")
+        loss = (logits * 0 + penalty * (self.r1_gamma(len(real)) / 2)).mean() * self.cfg.r1_every
         return PhaseResult(loss, {"loss/r1": penalty.detach().mean()})
 
-    def _path_length(self, nets: Nets, real: torch.Tensor) -> PhaseResult:
+    def path_length(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:
+        real = batch["image"]
         n = max(1, len(real) // self.cfg.pl_batch_shrink)
         img, ws = nets["G"](self._z(n, real), mixing=self.cfg.style_mixing, return_ws=True)
         noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
@@ -158,7 +148,7 @@ class StyleGAN(GAN):
         lengths = grad.float().square().sum(2).mean(1).sqrt()
         self.pl_mean = self.pl_mean.to(lengths.device).lerp(lengths.detach().mean(), self.cfg.pl_decay)
         penalty = (lengths - self.pl_mean).square() * self.cfg.pl_weight
-        loss = (img[:, 0, 0, 0].float() * 0 + penalty).mean() * self._every("Gpl")
+        loss = (img[:, 0, 0, 0].float() * 0 + penalty).mean() * self.cfg.pl_every
         return PhaseResult(loss, {"loss/pl": penalty.detach().mean(), "G/pl_mean": self.pl_mean.detach()})
 
     def fixed_inputs(self, n: int, generator: torch.Generator, reals: Batch) -> dict[str, torch.Tensor]:

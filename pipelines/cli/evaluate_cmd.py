@@ -4,6 +4,7 @@ printed and logged to the run in MLflow (when RUN is a run id)."""
 from __future__ import annotations
 
 import argparse
+import time
 
 from pipelines.cli.generate_cmd import SOURCE_HELP, resolve_device
 from pipelines.config.schema import TrackingConfig
@@ -31,11 +32,12 @@ def _log(tracking: TrackingConfig, run_id: str, result: dict[str, float], data: 
     from mlflow.entities import Metric, RunTag
 
     client = MlflowClient(tracking.uri)
-    history = client.get_metric_history(run_id, "loss/G")
+    history = client.get_metric_history(run_id, "perf/images_per_sec")  # logged by every GAN, at the last step too
     step = max((m.step for m in history), default=0)  # beside the run's last training step
+    now = int(time.time() * 1000)
     client.log_batch(
         run_id,
-        metrics=[Metric(k, v, 0, step) for k, v in result.items()],
+        metrics=[Metric(k, v, now, step) for k, v in result.items()],
         tags=[RunTag("ganforge.evaluate.data", data)],
     )
 

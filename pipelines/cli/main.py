@@ -53,7 +53,8 @@ def list_gans(args: argparse.Namespace) -> None:
     import gan_core
 
     for name in gan_core.available():
-        gan = gan_core.get(name)
+        cls = gan_core.get(name)
+        gan = cls(cls.Config(), 64, 3)  # the phases of the GAN's default config
         print(f"{name:10s} domains: {', '.join(gan.domains):6s} phases: {', '.join(map(_describe, gan.phases))}")
 
 

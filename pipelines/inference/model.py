@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 import gan_core
-from gan_core.interface import GAN
+from gan_core.interface import GAN, GENERATOR
 from pipelines.config.load import build_dataclass
 from pipelines.config.schema import TrackingConfig
 from pipelines.errors import NotFound
-from pipelines.train.checkpoint import CONFIG, GENERATOR, STATE, load_checkpoint
+from pipelines.train.checkpoint import CONFIG, GENERATOR_FILE, STATE, load_checkpoint
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -52,7 +52,7 @@ def _build(meta: dict[str, Any], weights: dict[str, dict], device: torch.device,
 
 def _from_export(folder: Path, device: torch.device) -> Trained:
     meta = json.loads((folder / CONFIG).read_text())
-    weights = torch.load(folder / GENERATOR, map_location="cpu", weights_only=True)
+    weights = torch.load(folder / GENERATOR_FILE, map_location="cpu", weights_only=True)
     return _build(meta, weights, device, str(folder))
 
 
@@ -64,19 +64,19 @@ def _from_checkpoint(path: Path, device: torch.device) -> Trained:
             f"{path} has no image size metadata (an older checkpoint); use the run's generator artifact"
         )
     meta = {"gan": config["gan"], "model": config["model"], **state["image"]}
-    generators = gan_core.get(config["gan"]).groups["G"]
+    generators = gan_core.get(config["gan"]).nets_with(GENERATOR)
     weights = {name: engine["ema"].get(name, engine["nets"][name]) for name in generators}
     return _build(meta, weights, device, str(path))
 
 
 def _from_folder(folder: Path, device: torch.device, source: str) -> Trained:
     """An exported generator or a checkpoint, whichever ``folder`` holds."""
-    if (folder / GENERATOR).is_file():
+    if (folder / GENERATOR_FILE).is_file():
         trained = _from_export(folder, device)
     elif (folder / STATE).is_file():
         trained = _from_checkpoint(folder, device)
     else:
-        raise NotFound(f"{source} holds neither an exported generator ({GENERATOR}) nor a checkpoint ({STATE})")
+        raise NotFound(f"{source} holds neither an exported generator ({GENERATOR_FILE}) nor a checkpoint ({STATE})")
     trained.source = source
     return trained
 
@@ -147,7 +147,7 @@ def load_trained(source: str, tracking: TrackingConfig, device: str | torch.devi
     """``source``: a run id, a ``runs:/`` or ``models:/`` URI, or a local folder or file."""
     device = torch.device(device)
     path = Path(source).expanduser()
-    if path.is_dir() and (path / GENERATOR).is_file():
+    if path.is_dir() and (path / GENERATOR_FILE).is_file():
         return _from_export(path, device)
     if path.exists() and (path.is_file() or (path / STATE).is_file()):
         return _from_checkpoint(path, device)
@@ -157,6 +157,6 @@ def load_trained(source: str, tracking: TrackingConfig, device: str | torch.devi
         check_store(tracking.uri)
         return _from_uri(source, tracking, device) if ":/" in source else _from_run(source, tracking, device)
     raise NotFound(
-        f"no generator or checkpoint at {source} (a folder with {GENERATOR} or {STATE}, or a state.pt "
+        f"no generator or checkpoint at {source} (a folder with {GENERATOR_FILE} or {STATE}, or a state.pt "
         f"file), and it is neither an MLflow run id nor a runs:/ or models:/ URI"
     )

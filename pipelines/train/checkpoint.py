@@ -17,7 +17,7 @@ from pipelines.errors import DataError, NotFound
 
 STATE = "state.pt"
 CONFIG = "config.json"
-GENERATOR = "generator.pt"
+GENERATOR_FILE = "generator.pt"
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -56,6 +56,6 @@ def export_generator(folder: str | Path, nets: dict[str, torch.nn.Module], meta:
     """The nets needed to generate (EMA copies where they exist) and how to rebuild them."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_save({name: net.state_dict() for name, net in nets.items()}, folder / GENERATOR)
+    _atomic_save({name: net.state_dict() for name, net in nets.items()}, folder / GENERATOR_FILE)
     _atomic_text(json.dumps(meta, indent=2), folder / CONFIG)
     return folder

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from gan_core.interface import GAN, Phase, check_phases
+from gan_core.interface import GAN, GENERATOR, Phase
 from gan_core.nets.modes import eval_mode
 from pipelines.config.schema import OptimConfig, TrainConfig
 from pipelines.train.device import amp_mode, channels_last
@@ -44,8 +44,9 @@ def lazy_ratio(phases: tuple[Phase, ...], group: str) -> float:
     return lazy[0] / (lazy[0] + 1) if lazy else 1.0
 
 
-def _group_lr(group: str, optim: OptimConfig) -> float:
-    return optim.lr_g if group == "G" else optim.lr_d
+def role_lr(role: str, lr_g: float, lr_d: float) -> float:
+    """A generator group trains at lr_g, a discriminator group at lr_d (the TTUR balance)."""
+    return lr_g if role == GENERATOR else lr_d
 
 
 def lr_factor(step: int, steps: int, decay_from: float) -> float:
@@ -59,7 +60,6 @@ def lr_factor(step: int, steps: int, decay_from: float) -> float:
 class Engine:
     def __init__(self, gan: GAN, optim: OptimConfig, train: TrainConfig, device: torch.device, batch_size: int):
         self.gan, self.device, self.train_cfg, self.optim_cfg = gan, device, train, optim
-        check_phases(gan.name, gan.phases, gan.groups)
         self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         self.step = 0
         self.memory_format = torch.channels_last if channels_last(train, device) else torch.contiguous_format
@@ -73,7 +73,7 @@ class Engine:
                 net.compile()  # in place: state_dict keys stay those of the plain net
         self.amp = amp_mode(train, device)
         self.amp_dtype = AMP_DTYPES.get(self.amp)
-        self.groups = {g: self._make_optim(g, nets, optim) for g, nets in gan.groups.items()}
+        self.groups = {name: self._make_optim(name, optim) for name in gan.groups}
         self.batch_size = batch_size
         self.ema = self._make_ema()
         self.guard = NonFiniteGuard(train.max_nonfinite_steps)
@@ -88,13 +88,15 @@ class Engine:
         # twice (reals, fakes) per phase. Each rank keeps its own running statistics.
         return DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
 
-    def _make_optim(self, group: str, names: tuple[str, ...], optim: OptimConfig) -> GroupOptim:
+    def _make_optim(self, group: str, optim: OptimConfig) -> GroupOptim:
         c = lazy_ratio(self.gan.phases, group)
+        names = self.gan.groups[group].nets
         params = [p for n in names for p in self.raw[n].parameters()]
+        lr = role_lr(self.gan.groups[group].role, optim.lr_g, optim.lr_d)
         # "base_lr" is the configured rate; the schedule and the lazy ratio scale it each step.
         optimizer = torch.optim.Adam(
-            [{"params": params, "base_lr": _group_lr(group, optim)}],
-            lr=_group_lr(group, optim) * c,
+            [{"params": params, "base_lr": lr}],
+            lr=lr * c,
             betas=(optim.beta1**c, optim.beta2**c),
             weight_decay=optim.weight_decay,
         )
@@ -132,7 +134,7 @@ class Engine:
             with torch.autocast(
                 self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
             ):
-                result = self.gan.compute(phase.name, self.nets, batch, self.step)
+                result = phase.compute(self.nets, batch, self.step)
             group.optimizer.zero_grad(set_to_none=True)
             group.scaler.scale(result.loss).backward()
         group.scaler.unscale_(group.optimizer)  # so the guard sees true gradients (a no-op without fp16)
@@ -153,7 +155,7 @@ class Engine:
         """New configured rates (PBT's perturbation); the schedule applies on top."""
         for name, group in self.groups.items():
             for param_group in group.optimizer.param_groups:
-                param_group["base_lr"] = lr_g if name == "G" else lr_d
+                param_group["base_lr"] = role_lr(self.gan.groups[name].role, lr_g, lr_d)
         self._apply_lr_schedule()
 
     def train_step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import gan_core
 from cluster.local import alive_nodes, connect
 from pipelines.config import RunConfig
 from pipelines.tracking import store
@@ -48,7 +49,8 @@ def train(
         from ray.util.queue import Queue
 
         queue = Queue(maxsize=1000, actor_options={"num_cpus": 0})  # must not take a worker's CPU
-        bar = Progress(queue, cfg.train.steps, progress)
+        groups = tuple(sorted(gan_core.get(cfg.gan).groups))  # D before G, as the bar always showed them
+        bar = Progress(queue, cfg.train.steps, progress, groups)
         result = make_trainer(RunSpec(cfg, resume_from, progress=queue), name).fit()
     except BaseException as exc:
         error = close_failed(cfg, exc)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 import torch.distributed as dist
 
+from gan_core.interface import DISCRIMINATOR, GENERATOR
 from pipelines.config.load import to_dict
 from pipelines.config.schema import RunConfig, TrainConfig
 from pipelines.data.tensors import to_model_batch
@@ -186,7 +187,12 @@ def run(
     coverage = ShardCoverage(position.epoch if position.batch == 0 else position.epoch + 1)
     fixed = fixed_inputs(engine, data, train.sample_count, train.seed) if hooks.chief else {}
     counters, last = _Counters(engine.step), {}
-    monitor = StabilityMonitor(cfg.stability) if cfg.stability.check else None
+    gan = engine.gan
+    monitor = (
+        StabilityMonitor(cfg.stability, gan.loss_keys(DISCRIMINATOR), gan.loss_keys(GENERATOR))
+        if cfg.stability.check
+        else None
+    )
     batches = _batches(data, position, exact=cfg.data.mode == "exact")
     while engine.step < train.steps:
         raw = next(batches)

@@ -11,10 +11,11 @@ from tqdm import tqdm
 
 
 class Progress:
-    """Draws rank 0's (step, metrics) messages from a Ray queue as a tqdm bar."""
+    """Draws rank 0's (step, metrics) messages from a Ray queue as a tqdm bar, with the loss of
+    each of the GAN's optimizer ``groups`` (logged as ``loss/<group>``)."""
 
-    def __init__(self, queue: Any, total: int, enabled: bool):
-        self.queue, self.stop = queue, threading.Event()
+    def __init__(self, queue: Any, total: int, enabled: bool, groups: tuple[str, ...] = ("D", "G")):
+        self.queue, self.stop, self.groups = queue, threading.Event(), groups
         self.outage = False
         self.bar = tqdm(total=total, desc="train", unit="step", disable=not enabled, dynamic_ncols=True)
         self.thread = threading.Thread(target=self._drain, daemon=True)
@@ -32,14 +33,8 @@ class Progress:
                 return
             self.bar.update(step - self.bar.n)
             self._report_outage(bool(metrics.get("tracking/outage")), step)
-            self.bar.set_postfix(
-                {
-                    "D": f"{metrics.get('loss/D', float('nan')):.3f}",
-                    "G": f"{metrics.get('loss/G', float('nan')):.3f}",
-                    "img/s": f"{metrics.get('perf/images_per_sec', 0):.0f}",
-                },
-                refresh=False,
-            )
+            losses = {g: f"{metrics.get(f'loss/{g}', float('nan')):.3f}" for g in self.groups}
+            self.bar.set_postfix({**losses, "img/s": f"{metrics.get('perf/images_per_sec', 0):.0f}"}, refresh=False)
 
     def _report_outage(self, outage: bool, step: int) -> None:
         if outage and not self.outage:

@@ -17,6 +17,7 @@ import ray.train
 import ray.train.torch
 import torch
 
+from gan_core.interface import GENERATOR
 from pipelines.config.schema import OptimConfig
 from pipelines.data.manifest import read_dataset
 from pipelines.eval.evaluator import make_evaluator
@@ -31,8 +32,6 @@ from pipelines.train.setup import build_batches, build_engine
 
 if TYPE_CHECKING:
     from pipelines.tracking.runs import RunLogger
-
-REPORTED = ("loss/D", "loss/G", "perf/images_per_sec")  # metrics kept with each Ray checkpoint (and eval/*)
 
 
 class RayHooks:
@@ -80,7 +79,9 @@ class RayHooks:
             ray.train.report({"step": step, **metrics})  # every rank: report is a barrier; Tune reads rank 0's
 
     def on_checkpoint(self, step: int, state: dict | None, final: bool) -> None:
-        metrics = {"step": step, **{k: self.last[k] for k in REPORTED if k in self.last}, **self.evaluated}
+        # Kept with each Ray checkpoint: every group's loss, the throughput, the evaluation.
+        reported = [f"loss/{group}" for group in self.engine.gan.groups] + ["perf/images_per_sec"]
+        metrics = {"step": step, **{k: self.last[k] for k in reported if k in self.last}, **self.evaluated}
         with tempfile.TemporaryDirectory(prefix="ganforge-ckpt-") as folder:
             checkpoint = None
             if state is not None:
@@ -98,7 +99,8 @@ class RayHooks:
 
     def _log_final(self, checkpoint_folder: str) -> None:
         self.log.artifacts(checkpoint_folder, "checkpoint")
-        generator_nets = {n: net for n, net in self.engine.sampling_nets().items() if n in self.engine.gan.groups["G"]}
+        exported = self.engine.gan.nets_with(GENERATOR)
+        generator_nets = {n: net for n, net in self.engine.sampling_nets().items() if n in exported}
         with tempfile.TemporaryDirectory(prefix="ganforge-gen-") as folder:
             export_generator(folder, generator_nets, self.meta)
             self.log.artifacts(folder, "generator")

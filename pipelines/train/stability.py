@@ -14,16 +14,21 @@ from pipelines.train.guard import Diverged
 
 
 class StabilityMonitor:
-    def __init__(self, cfg: StabilityConfig):
-        self.cfg = cfg
-        self.losses: list[tuple[float, float]] = []  # (loss/D, loss/G) at each evaluation
+    """``d_losses`` and ``g_losses``: the logged losses of the GAN's discriminator and
+    generator groups (``GAN.loss_keys``), summed per role."""
+
+    def __init__(
+        self, cfg: StabilityConfig, d_losses: tuple[str, ...] = ("loss/D",), g_losses: tuple[str, ...] = ("loss/G",)
+    ):
+        self.cfg, self.d_losses, self.g_losses = cfg, d_losses, g_losses
+        self.losses: list[tuple[float, float]] = []  # (D's loss, G's loss) at each evaluation
         self.peak_diversity = 0.0
         self.low_diversity = 0  # evaluations in a row below cfg.collapse_ratio x the peak
 
     def check(self, step: int, logged: dict[str, float], evaluated: dict[str, float]) -> None:
         """Raise ``Diverged`` with a reason if the run is beyond saving."""
-        if "loss/D" in logged and "loss/G" in logged:
-            self.losses.append((logged["loss/D"], logged["loss/G"]))
+        if all(k in logged for k in (*self.d_losses, *self.g_losses)):
+            self.losses.append((sum(logged[k] for k in self.d_losses), sum(logged[k] for k in self.g_losses)))
             self._check_d_overpowers(step)
         if "eval/diversity" in evaluated:
             self._check_collapse(step, evaluated["eval/diversity"])
@@ -40,8 +45,8 @@ class StabilityMonitor:
         if d_at_floor and recent[-1][1] > recent[0][1]:
             d, g = recent[-1]
             raise Diverged(
-                f"d_overpowers: at step {step} loss/D = {d:.4f}, below {self.cfg.d_loss_below} for "
-                f"{k} evaluations, while loss/G rose from {recent[0][1]:.4f} to {g:.4f}; lower "
+                f"d_overpowers: at step {step} {'+'.join(self.d_losses)} = {d:.4f}, below {self.cfg.d_loss_below} "
+                f"for {k} evaluations, while {'+'.join(self.g_losses)} rose from {recent[0][1]:.4f} to {g:.4f}; lower "
                 "optim.lr_d relative to optim.lr_g",
                 reason="d_overpowers",
             )
