@@ -26,10 +26,10 @@ def webdataset_rate(gan: str, batch: int, loader_workers: int, batches: int) -> 
     import torch
 
     import gan_core
+    from pipelines.core.tensors import to_model_batch
     from pipelines.data.batches import Batches, resolve_domains
     from pipelines.data.loader import StreamSpec
     from pipelines.data.manifest import read_dataset
-    from pipelines.data.tensors import to_model_batch
 
     dataset = read_dataset(shards_for(gan, SIZE))
     domains = resolve_domains(dataset, gan, gan_core.get(gan).domains)
@@ -63,7 +63,7 @@ def png_rate(gan: str, batch: int, loader_workers: int, batches: int) -> float:
     import torch
     from torch.utils.data import DataLoader
 
-    from pipelines.data.tensors import to_model_batch
+    from pipelines.core.tensors import to_model_batch
 
     two = gan not in ONE_DOMAIN
     folder = CACHE / (f"digits-mnistm-{SIZE}-png" if two else f"digits-{SIZE}-png")

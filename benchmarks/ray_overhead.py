@@ -59,9 +59,9 @@ def plain_rate(cfg) -> float:
     """The same loop, engine and data stream in this process, with no Ray and no tracking."""
     import torch
 
+    from pipelines.core import loop
     from pipelines.data.manifest import read_dataset
-    from pipelines.train import loop
-    from pipelines.train.setup import build_batches, build_engine
+    from pipelines.train.build import build_batches, build_engine
 
     torch.set_num_threads(cfg.train.threads_per_worker)
     dataset = read_dataset(cfg.data.path)

@@ -48,9 +48,9 @@ def measure(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
     import torch
 
     import gan_core
-    from pipelines.data.tensors import to_model_batch
-    from pipelines.train.device import amp_mode, channels_last, configure_device
-    from pipelines.train.engine import Engine
+    from pipelines.core.device import amp_mode, channels_last, configure_device
+    from pipelines.core.engine import Engine
+    from pipelines.core.tensors import to_model_batch
 
     cfg = case_config(gan, batch, args)
     device = torch.device(args.device)

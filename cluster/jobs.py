@@ -11,14 +11,12 @@ import os
 import shlex
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from cluster import local_cluster
 from cluster.capacity import Capacity, CapacityError, Request, autoscaler_grows, refusal
 from cluster.local import use_token_if_any
 from cluster.runtime_env import job_runtime_env
 from cluster.state import ClusterState
-from pipelines.data.pattern import is_pattern
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 AGENT_WAIT_S = 120  # a just-started head's job agent: seconds to wait for it to take jobs
@@ -71,33 +69,6 @@ def client(address: str | None):
         raise JobsError(f"cannot reach the Ray Jobs API at {url}: {exc}".splitlines()[0]) from exc
 
 
-def absolute_data_paths(args: list[str]) -> list[str]:
-    """`--data shards/x` names a folder relative to where the user typed it; the job runs in
-    another directory. Local paths that exist become absolute (a local cluster shares this
-    filesystem); URLs and cluster-side paths pass through."""
-    out, i = [], 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--data" and i + 1 < len(args):
-            out += [arg, _absolute(args[i + 1])]
-            i += 2
-            continue
-        if arg.startswith("--data="):
-            arg = "--data=" + _absolute(arg.split("=", 1)[1])
-        out.append(arg)
-        i += 1
-    return out
-
-
-def _absolute(path: str) -> str:
-    if "://" in path or path.startswith("pipe:"):
-        return path
-    # A shard folder here, or a brace pattern of shard files in a folder here; any other path
-    # may be one on the cluster's nodes, and stays as given.
-    here = Path(path).exists() or (is_pattern(path) and Path(path).parent.is_dir())
-    return str(Path(path).resolve()) if here else path
-
-
 def submit(
     command: list[str],
     address: str | None = None,
@@ -105,7 +76,8 @@ def submit(
     job_id: str | None = None,
     request: Request | None = None,
 ) -> tuple[str, str | None]:
-    """Submit `ganforge COMMAND...` as a Ray job; returns its id and the tracking URI it was
+    """Submit `ganforge COMMAND...` (its local paths made absolute by the caller) as a Ray
+    job; returns its id and the tracking URI it was
     given (None: the cluster's own). ``request``: what the command's run asks of the cluster,
     checked against it first."""
     if not command:
@@ -118,7 +90,7 @@ def submit(
         check_room(jobs, request)
     local = local_cluster.load_alive()
     uri = tracking_uri(tracking, local if local is not None and local.dashboard_url == url else None)
-    entrypoint = shlex.join(["python", "-m", "pipelines.cli.main", *absolute_data_paths(command)])
+    entrypoint = shlex.join(["python", "-m", "pipelines.cli.main", *command])
     return _submit_when_ready(jobs, entrypoint=entrypoint, runtime_env=job_runtime_env(uri), submission_id=job_id), uri
 
 

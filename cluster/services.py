@@ -15,7 +15,16 @@ import urllib.request
 from pathlib import Path
 
 from cluster.local import TRIAL_RESOURCE, ensure_token
-from pipelines.tracking.store import server_env
+
+# MLflow 3 servers start a job runner and five task consumers for MLflow's GenAI features
+# (trace scoring, prompt optimization), which ganforge never uses: about 15 CPU-seconds in
+# their first 10 s. A user who wants them sets the variable to true.
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for an MLflow server or UI that ganforge starts."""
+    return {**SERVER_ENV, **(os.environ if base is None else base)}
 
 
 class ServiceError(RuntimeError):

@@ -12,12 +12,12 @@ import gan_core
 from gan_core.metrics import sliced_wasserstein_distance
 from gan_core.nets.modes import eval_mode
 from pipelines.config import load
+from pipelines.core import loop
+from pipelines.core.engine import Engine
 from pipelines.data.batches import Batches
 from pipelines.data.demo import photo_crops
 from pipelines.data.loader import RankBatches, StreamSpec
 from pipelines.data.manifest import read_dataset
-from pipelines.train import loop
-from pipelines.train.engine import Engine
 
 QUIET = ["train.log_every=100", "train.sample_every=100000", "train.checkpoint_every=100000"]
 UNCONDITIONAL = {  # steps, overrides, the SWD after training must be below this share of the SWD before

@@ -61,7 +61,7 @@ def spawn_gloo(fn: Callable, world: int, workdir: Path, *args) -> None:
     Forked from a fork server that has imported torch and ganforge once for the session: a
     spawned process would import them again, about 2 CPU-seconds per rank of every test."""
     multiprocessing.set_forkserver_preload(
-        ["torch", "torch.distributed", "pipelines.train.loop", "pipelines.train.setup", "gan_core"]
+        ["torch", "torch.distributed", "pipelines.core.loop", "pipelines.train.build", "gan_core"]
     )
     rendezvous = str(Path(workdir) / "rendezvous")
     mp.start_processes(

@@ -6,6 +6,7 @@ import pytest
 
 from cluster import jobs, state
 from cluster.runtime_env import job_runtime_env
+from pipelines.cli.submit_cmd import absolute_data_paths
 from pipelines.config import ConfigError
 from pipelines.tracking.store import check_shared
 
@@ -69,13 +70,13 @@ def test_local_data_paths_become_absolute_and_urls_pass_through(tmp_path, monkey
     (tmp_path / "shards").mkdir()
     monkeypatch.chdir(tmp_path)
     args = ["train", "lsgan", "--data", "shards", "--steps", "5"]
-    assert jobs.absolute_data_paths(args)[3] == str(tmp_path / "shards")
-    assert jobs.absolute_data_paths(["--data=shards"]) == [f"--data={tmp_path / 'shards'}"]
-    assert jobs.absolute_data_paths(["--data", "pipe:curl -s http://x/a.tar"]) == [
+    assert absolute_data_paths(args)[3] == str(tmp_path / "shards")
+    assert absolute_data_paths(["--data=shards"]) == [f"--data={tmp_path / 'shards'}"]
+    assert absolute_data_paths(["--data", "pipe:curl -s http://x/a.tar"]) == [
         "--data",
         "pipe:curl -s http://x/a.tar",
     ]
-    assert jobs.absolute_data_paths(["--data", "missing"]) == ["--data", "missing"]  # cluster-side path
+    assert absolute_data_paths(["--data", "missing"]) == ["--data", "missing"]  # cluster-side path
 
 
 def test_runtime_env_ships_our_packages_and_the_tracking_server():

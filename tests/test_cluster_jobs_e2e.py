@@ -27,7 +27,7 @@ from PIL import Image
 from spawn_helpers import free_port
 
 from cluster.services import alive, stop_group
-from pipelines.train.checkpoint import load_checkpoint
+from pipelines.core.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """The shard coverage a run logs (data/shards_by_rank.json): one epoch's shards per rank.
 Across real nodes it is checked in tests/test_cluster_jobs_e2e.py."""
 
-from pipelines.train.coverage import ShardCoverage, shard_of
+from pipelines.core.coverage import ShardCoverage, shard_of
 
 
 def test_keys_name_their_shard_file():

@@ -7,7 +7,7 @@ import torch
 import gan_core
 from gan_core.interface import Phase
 from pipelines.config import load
-from pipelines.train.engine import Engine, lazy_ratio, lr_factor
+from pipelines.core.engine import Engine, lazy_ratio, lr_factor
 
 OVERRIDES = ["model.ngf=8", "model.ndf=8", "model.latent_dim=16"]
 

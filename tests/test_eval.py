@@ -108,9 +108,9 @@ def test_the_loop_evaluates_every_k_steps_and_at_the_end(held_out_digits):
     from tiny import TINY
 
     from pipelines.config import load
+    from pipelines.core import loop
     from pipelines.data.batches import Batches
     from pipelines.data.loader import StreamSpec
-    from pipelines.train import loop
 
     torch.manual_seed(0)
     engine, evaluator = _evaluator("lsgan", held_out_digits, {"image": "image"}, samples=64)

@@ -16,11 +16,11 @@ from torch import nn
 
 from gan_core.interface import DISCRIMINATOR, GAN, GENERATOR, Batch, Nets, Phase, PhaseResult, discriminator, generator
 from pipelines.config import load
+from pipelines.core import loop
+from pipelines.core.engine import Engine
 from pipelines.data.batches import Batches
 from pipelines.data.loader import StreamSpec
 from pipelines.data.manifest import read_dataset
-from pipelines.train import loop
-from pipelines.train.engine import Engine
 
 
 @dataclasses.dataclass

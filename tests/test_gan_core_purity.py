@@ -44,7 +44,7 @@ def test_no_gan_core_source_imports_orchestration_packages():
 def test_the_training_step_and_its_benchmark_load_no_orchestration_module():
     code = (
         "import json, sys\n"
-        "import pipelines.train.engine, pipelines.train.loop, pipelines.train.device, pipelines.data.tensors\n"
+        "import pipelines.core.engine, pipelines.core.loop, pipelines.core.device, pipelines.core.tensors\n"
         "sys.argv = ['step_time']; sys.path.insert(0, 'benchmarks'); import step_time\n"
         "print(json.dumps(sorted({k.split('.')[0] for k in sys.modules} & set(" + repr(FORBIDDEN) + "))))\n"
     )

@@ -10,8 +10,8 @@ from tiny import TINY, tiny_batch, tiny_engine
 
 import gan_core
 from pipelines.config import load
-from pipelines.train.checkpoint import load_checkpoint, save_checkpoint
-from pipelines.train.loop import Position, checkpoint_state
+from pipelines.core.checkpoint import load_checkpoint, save_checkpoint
+from pipelines.core.loop import Position, checkpoint_state
 
 GANS = sorted(TINY)
 

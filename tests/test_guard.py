@@ -11,8 +11,8 @@ from spawn_helpers import spawn_gloo
 from tiny import tiny_batch, tiny_engine
 
 from pipelines.config import load
-from pipelines.train.guard import Diverged
-from pipelines.train.loop import Position, checkpoint_state
+from pipelines.core.guard import Diverged
+from pipelines.core.loop import Position, checkpoint_state
 
 
 def _plant_nan(engine, phase_name, steps):

@@ -7,7 +7,7 @@ import gan_core
 from gan_core.losses import least_squares_d, least_squares_g
 from gan_core.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from pipelines.config import load
-from pipelines.train.engine import Engine
+from pipelines.core.engine import Engine
 
 
 @pytest.mark.parametrize("resolution", [8, 16, 32, 64, 128])

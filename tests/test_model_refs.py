@@ -14,10 +14,10 @@ from tiny import TINY, tiny_engine
 
 from gan_core.interface import GENERATOR
 from pipelines.config.schema import TrackingConfig
+from pipelines.core.checkpoint import export_generator
 from pipelines.errors import NotFound
 from pipelines.inference.model import load_trained
 from pipelines.inference.run import sample_images
-from pipelines.train.checkpoint import export_generator
 from pipelines.tune.summary import Trial, register_best
 
 

@@ -18,9 +18,9 @@ import pytest
 from spawn_helpers import free_port, wait_for_http
 
 from pipelines.config import load
+from pipelines.core.coverage import shard_of
 from pipelines.data.loader import RankBatches, StreamSpec
 from pipelines.data.manifest import DataError, read_dataset
-from pipelines.train.coverage import shard_of
 from pipelines.train.preflight import check_data
 
 

@@ -19,12 +19,12 @@ from spawn_helpers import ray_actors, spawn_gloo
 
 from pipelines.config import build, load, to_dict
 from pipelines.config.schema import TrackingConfig
+from pipelines.core import loop
+from pipelines.core.checkpoint import load_checkpoint
 from pipelines.data.manifest import read_dataset
-from pipelines.train import loop
-from pipelines.train.checkpoint import load_checkpoint
+from pipelines.train.build import build_batches, build_engine
 from pipelines.train.launch import train
 from pipelines.train.resume import find_checkpoint, resume_config
-from pipelines.train.setup import build_batches, build_engine
 
 pytestmark = pytest.mark.slow
 

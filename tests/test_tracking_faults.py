@@ -14,9 +14,9 @@ import pytest
 from mlflow import MlflowClient
 from spawn_helpers import free_port, wait_for_http
 
+from cluster.services import server_env
 from pipelines.config import load
-from pipelines.tracking.store import server_env
-from pipelines.train.checkpoint import load_checkpoint
+from pipelines.core.checkpoint import load_checkpoint
 from pipelines.train.launch import train
 
 pytestmark = pytest.mark.slow

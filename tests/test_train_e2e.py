@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 
 from pipelines.cli.main import main
 from pipelines.config import load
+from pipelines.core.guard import Diverged
 from pipelines.data.manifest import DataError
-from pipelines.train.guard import Diverged
 from pipelines.train.launch import train
 
 pytestmark = pytest.mark.slow

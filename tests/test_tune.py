@@ -11,11 +11,11 @@ from cluster.capacity import Capacity
 from cluster.local import TRIAL_RESOURCE
 from pipelines.config import ConfigError, load, to_dict
 from pipelines.config.schema import StabilityConfig
-from pipelines.train.guard import Diverged
-from pipelines.train.stability import StabilityMonitor
+from pipelines.config.space import apply_point, parse_points, parse_space, with_seeds
+from pipelines.core.guard import Diverged
+from pipelines.core.stability import StabilityMonitor
 from pipelines.tune.schedule import search_algorithm
 from pipelines.tune.search import concurrency
-from pipelines.tune.space import apply_point, parse_points, parse_space, with_seeds
 from pipelines.tune.summary import Trial, pool_seeds
 
 

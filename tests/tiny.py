@@ -6,7 +6,7 @@ import torch
 
 import gan_core
 from pipelines.config import load
-from pipelines.train.engine import Engine
+from pipelines.core.engine import Engine
 
 # GAN -> (overrides, resolution, channels). Small widths, the real architectures.
 TINY = {

@@ -32,6 +32,35 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def absolute_data_paths(args: list[str]) -> list[str]:
+    """`--data shards/x` names a folder relative to where the user typed it; the job runs in
+    another directory. Local paths that exist become absolute (a local cluster shares this
+    filesystem); URLs and cluster-side paths pass through."""
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--data" and i + 1 < len(args):
+            out += [arg, _absolute(args[i + 1])]
+            i += 2
+            continue
+        if arg.startswith("--data="):
+            arg = "--data=" + _absolute(arg.split("=", 1)[1])
+        out.append(arg)
+        i += 1
+    return out
+
+
+def _absolute(path: str) -> str:
+    if "://" in path or path.startswith("pipe:"):
+        return path
+    # A shard folder here, or a brace pattern of shard files in a folder here; any other path
+    # may be one on the cluster's nodes, and stays as given.
+    from pipelines.data.pattern import is_pattern  # WebDataset: only when submitting
+
+    here = Path(path).exists() or (is_pattern(path) and Path(path).parent.is_dir())
+    return str(Path(path).resolve()) if here else path
+
+
 def requested(command: list[str]):
     """What a submitted `train` or `tune` asks of the cluster, read as the job will read it
     (a mistyped command fails here, before it is sent); None for other commands, or where the
@@ -55,7 +84,9 @@ def requested(command: list[str]):
 
 def run(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    job_id, uri = jobs.submit(command, args.address, args.tracking_uri, args.job_id, requested(command))
+    job_id, uri = jobs.submit(
+        absolute_data_paths(command), args.address, args.tracking_uri, args.job_id, requested(command)
+    )
     print(f"submitted job {job_id}, logging to {uri or 'the cluster head MLFLOW_TRACKING_URI'}")
     if not args.wait:
         print(f"follow it with `ganforge jobs logs {job_id} --follow`")

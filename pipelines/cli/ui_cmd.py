@@ -9,6 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from cluster.services import SERVER_ENV, server_env
 from pipelines.config.schema import TrackingConfig
 from pipelines.tracking import store
 
@@ -23,9 +24,9 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     command = store.ui_command(store.resolve(TrackingConfig(uri=args.tracking_uri)), args.port)
-    env = store.server_env()
+    env = server_env()
     if args.print_command:
-        print(shlex.join([f"{k}={env[k]}" for k in store.SERVER_ENV] + command))
+        print(shlex.join([f"{k}={env[k]}" for k in SERVER_ENV] + command))
         return
     print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
     os.execve(command[0], command, env)

@@ -41,13 +41,6 @@ def stream_url(url: str) -> str:
     return url if scheme(url) in ("http", "https") else f"pipe:{command(url)}"
 
 
-def shard_name(url: str) -> str:
-    """The shard's file name, whichever form ``stream_url`` gave it."""
-    if url.startswith("pipe:"):
-        url = next((word for word in shlex.split(url[5:]) if "://" in word), url)
-    return url.rstrip("/").rsplit("/", 1)[-1]
-
-
 def read_text(url: str) -> str:
     """A small remote file (the manifest); any failure is a DataError naming the URL."""
     if scheme(url) in ("http", "https"):

@@ -25,8 +25,8 @@ import gan_core
 from gan_core.interface import GAN, GENERATOR
 from pipelines.config.load import build_dataclass
 from pipelines.config.schema import TrackingConfig
+from pipelines.core.checkpoint import CONFIG, GENERATOR_FILE, STATE, load_checkpoint
 from pipelines.errors import NotFound
-from pipelines.train.checkpoint import CONFIG, GENERATOR_FILE, STATE, load_checkpoint
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 

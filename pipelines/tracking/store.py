@@ -50,17 +50,6 @@ def check_shared(uri: str, nodes: int) -> None:
         )
 
 
-# MLflow 3 servers start a job runner and five task consumers for MLflow's GenAI features
-# (trace scoring, prompt optimization), which ganforge never uses: about 15 CPU-seconds in
-# their first 10 s. A user who wants them sets the variable to true.
-SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-
-
-def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for an MLflow server or UI that ganforge starts."""
-    return {**SERVER_ENV, **(os.environ if base is None else base)}
-
-
 def ui_command(cfg: TrackingConfig, port: int = 5000) -> list[str]:
     """The ``mlflow ui`` command over this store, bound to loopback."""
     # The running interpreter, so it works from an unactivated venv too.

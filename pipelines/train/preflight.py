@@ -13,6 +13,7 @@ from cluster.capacity import Capacity, Request, ask_autoscaler, ensure, of_conne
 from cluster.local import TRIAL_RESOURCE
 from gan_core.metrics.inception import WEIGHTS_ENV, weights_path
 from pipelines.config import RunConfig, to_dict
+from pipelines.config.space import check_strategy, parse_space, with_seeds
 from pipelines.data.batches import resolve_domains
 from pipelines.data.loader import StreamSpec, check_exact
 from pipelines.data.manifest import read_dataset
@@ -54,9 +55,6 @@ def check_eval(cfg: RunConfig) -> None:
 
 def check_search(cfg: RunConfig) -> dict:
     """A search's own settings; returns its dimensions (``tune.space``, and the seeds)."""
-    from pipelines.tune.schedule import search_algorithm  # Tune's modules: only for searches
-    from pipelines.tune.space import parse_space, with_seeds
-
     if not cfg.eval.every:
         raise ConfigError("ganforge tune ranks trials by their evaluations: eval.every must be > 0")
     if cfg.eval.every > cfg.train.steps:
@@ -65,7 +63,7 @@ def check_search(cfg: RunConfig) -> dict:
             "evaluated only at its end, too late to stop it early"
         )
     dims = with_seeds(parse_space(cfg.tune.space, to_dict(cfg)), cfg.tune.seeds, cfg.train.seed)
-    search_algorithm(cfg, dims)  # a search/scheduler pair that cannot work is refused by building it
+    check_strategy(cfg, dims)
     return dims
 
 

@@ -19,16 +19,16 @@ import torch
 
 from gan_core.interface import GENERATOR
 from pipelines.config.schema import OptimConfig
+from pipelines.core import loop
+from pipelines.core.checkpoint import export_generator, load_checkpoint, save_checkpoint
+from pipelines.core.device import configure_device
+from pipelines.core.engine import Engine
 from pipelines.data.manifest import read_dataset
 from pipelines.eval.evaluator import make_evaluator
 from pipelines.eval.reference import split_of
 from pipelines.tracking.images import grid_image
-from pipelines.train import loop
-from pipelines.train.checkpoint import export_generator, load_checkpoint, save_checkpoint
-from pipelines.train.device import configure_device
-from pipelines.train.engine import Engine
+from pipelines.train.build import build_batches, build_engine
 from pipelines.train.run_spec import RunSpec
-from pipelines.train.setup import build_batches, build_engine
 
 if TYPE_CHECKING:
     from pipelines.tracking.runs import RunLogger

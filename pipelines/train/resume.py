@@ -13,9 +13,9 @@ from pathlib import Path
 from pipelines.config import ConfigError, RunConfig, build
 from pipelines.config.load import apply_overrides
 from pipelines.config.schema import TrackingConfig
+from pipelines.core.checkpoint import CONFIG, STATE
 from pipelines.errors import NotFound
 from pipelines.inference.model import RUN_ID
-from pipelines.train.checkpoint import CONFIG, STATE
 
 STORAGE_TAG = "ganforge.ray_storage"
 

@@ -8,17 +8,13 @@ import warnings
 from typing import Any
 
 from pipelines.config import ConfigError, RunConfig
-from pipelines.tune.space import Dimension, parse_points
+from pipelines.config.space import Dimension, check_strategy, parse_points
 
 
 def search_algorithm(cfg: RunConfig, dims: dict[str, Dimension], limit: int = 0) -> Any:
     """At most ``limit`` trials at once (0: no limit): Tune ignores ``max_concurrent_trials``
     with its own random/grid generator, so the limit is set on the algorithm itself."""
-    if cfg.tune.seeds > 1 and cfg.tune.scheduler == "pbt":
-        raise ConfigError(
-            "tune.seeds > 1 pools each point's seeds, but PBT changes the points during training: "
-            "use tune.seeds=1 with pbt"
-        )
+    check_strategy(cfg, dims)
     if cfg.tune.search == "random":
         from ray.tune.search import BasicVariantGenerator
 
@@ -30,25 +26,11 @@ def search_algorithm(cfg: RunConfig, dims: dict[str, Dimension], limit: int = 0)
             max_concurrent=limit,
             constant_grid_search=cfg.tune.seeds > 1,
         )
-    if cfg.tune.scheduler == "pbt":
-        raise ConfigError(
-            "tune.search=optuna cannot drive tune.scheduler=pbt: PBT chooses and perturbs the "
-            "configurations itself (Ray Tune refuses a search algorithm with it); use "
-            "tune.search=random with pbt, or optuna with asha"
-        )
-    if cfg.tune.seeds > 1:
-        raise ConfigError(
-            "tune.seeds > 1 trains every point with several seeds, which tune.search=optuna cannot "
-            "do (it proposes each point once): use tune.search=random"
-        )
-    if any(d.kind == "grid" for d in dims.values()):
-        raise ConfigError("tune.search=optuna cannot sample a grid: use choice:... instead of grid:...")
     try:
-        import optuna
+        import optuna.samplers
         from ray.tune.search.optuna import OptunaSearch
     except ImportError as exc:
         raise ConfigError(f"tune.search=optuna needs the optuna package ({exc})") from exc
-    import optuna.samplers
     from ray.tune.search import ConcurrencyLimiter
 
     searcher = OptunaSearch(
@@ -68,9 +50,7 @@ def scheduler(cfg: RunConfig, dims: dict[str, Dimension]) -> Any:
             time_attr="step", max_t=cfg.train.steps, grace_period=grace, reduction_factor=cfg.tune.reduction_factor
         )
     if cfg.tune.scheduler == "pbt":
-        mutations = {k: d.domain() for k, d in dims.items() if d.kind != "grid"}
-        if not mutations:
-            raise ConfigError("tune.scheduler=pbt needs a non-grid dimension in tune.space to perturb")
+        mutations = {k: d.domain() for k, d in dims.items() if d.kind != "grid"}  # check_strategy: not empty
         # Tune suggests reusing trial actors under PBT; a ganforge trial builds a new Train run at
         # every start anyway, so the advice does not apply.
         warnings.filterwarnings("ignore", message="Consider boosting PBT performance")

@@ -20,9 +20,9 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
 from pipelines.config import RunConfig
+from pipelines.config.space import SEED_KEY, apply_point
 from pipelines.errors import NotFound
 from pipelines.tune.runs import find_trial_run
-from pipelines.tune.space import SEED_KEY, apply_point
 from pipelines.tune.tracker import UNSTABLE, stop_reason
 
 BEST_CONFIG = "best_config.yaml"

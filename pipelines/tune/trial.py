@@ -23,11 +23,11 @@ from ray.train import UserCallback
 from ray.util.queue import Queue
 
 from pipelines.config import build
+from pipelines.config.space import apply_point
 from pipelines.errors import Diverged, user_error_of
 from pipelines.train.run_spec import RunSpec
 from pipelines.train.trainer import make_trainer
 from pipelines.tune.runs import trial_run
-from pipelines.tune.space import apply_point
 
 POINTER = "train_checkpoint.json"
 

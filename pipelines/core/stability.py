@@ -10,7 +10,7 @@ broadcast from rank 0."""
 from __future__ import annotations
 
 from pipelines.config.schema import StabilityConfig
-from pipelines.train.guard import Diverged
+from pipelines.core.guard import Diverged
 
 
 class StabilityMonitor:

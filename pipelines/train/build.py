@@ -8,10 +8,10 @@ import torch
 
 import gan_core
 from pipelines.config.schema import RunConfig
+from pipelines.core.engine import Engine
 from pipelines.data.batches import Batches, resolve_domains
 from pipelines.data.loader import StreamSpec
 from pipelines.data.manifest import Dataset
-from pipelines.train.engine import Engine
 
 
 def build_engine(cfg: RunConfig, dataset: Dataset, device: torch.device) -> Engine:

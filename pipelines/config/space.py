@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
 from pipelines.config import ConfigError, flatten
 from pipelines.config.load import parse_value, set_dotted
+from pipelines.config.schema import RunConfig
 
 KINDS = ("loguniform", "uniform", "choice", "grid")
 SEED_KEY = "train.seed"
@@ -119,3 +121,34 @@ def parse_points(entries: list[str], dims: dict[str, Dimension]) -> list[dict[st
             raise ConfigError(f"tune.points entry {entry!r} gives no value for {', '.join(missing)}")
         points.append(point)
     return points
+
+
+def check_strategy(cfg: RunConfig, dims: dict[str, Dimension]) -> None:
+    """The search algorithm, scheduler, seeds and space must work together; refused with
+    the reason before any search starts (Ray Tune's own errors come later and less clearly)."""
+    tune = cfg.tune
+    if tune.seeds > 1 and tune.scheduler == "pbt":
+        raise ConfigError(
+            "tune.seeds > 1 pools each point's seeds, but PBT changes the points during training: "
+            "use tune.seeds=1 with pbt"
+        )
+    if tune.scheduler == "pbt" and all(d.kind == "grid" for d in dims.values()):
+        raise ConfigError("tune.scheduler=pbt needs a non-grid dimension in tune.space to perturb")
+    parse_points(tune.points, dims)
+    if tune.search == "random":
+        return
+    if tune.scheduler == "pbt":
+        raise ConfigError(
+            "tune.search=optuna cannot drive tune.scheduler=pbt: PBT chooses and perturbs the "
+            "configurations itself (Ray Tune refuses a search algorithm with it); use "
+            "tune.search=random with pbt, or optuna with asha"
+        )
+    if tune.seeds > 1:
+        raise ConfigError(
+            "tune.seeds > 1 trains every point with several seeds, which tune.search=optuna cannot "
+            "do (it proposes each point once): use tune.search=random"
+        )
+    if any(d.kind == "grid" for d in dims.values()):
+        raise ConfigError("tune.search=optuna cannot sample a grid: use choice:... instead of grid:...")
+    if importlib.util.find_spec("optuna") is None:
+        raise ConfigError("tune.search=optuna needs the optuna package (pip install optuna)")

@@ -4,12 +4,18 @@ they read them all (an exact epoch; resampled streams draw with replacement)."""
 
 from __future__ import annotations
 
+import shlex
 from collections import defaultdict
 from typing import Any
 
 import torch.distributed as dist
 
-from pipelines.data.remote import shard_name
+
+def shard_name(url: str) -> str:
+    """The shard's file name, whichever form ``stream_url`` gave it."""
+    if url.startswith("pipe:"):
+        url = next((word for word in shlex.split(url[5:]) if "://" in word), url)
+    return url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def shard_of(key: str) -> str:

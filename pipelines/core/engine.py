@@ -24,8 +24,8 @@ from torch.nn.parallel import DistributedDataParallel
 from gan_core.interface import GAN, GENERATOR, Phase
 from gan_core.nets.modes import eval_mode
 from pipelines.config.schema import OptimConfig, TrainConfig
-from pipelines.train.device import amp_mode, channels_last
-from pipelines.train.guard import NonFiniteGuard, all_finite
+from pipelines.core.device import amp_mode, channels_last
+from pipelines.core.guard import NonFiniteGuard, all_finite
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -18,16 +18,24 @@ import torch.distributed as dist
 from gan_core.interface import DISCRIMINATOR, GENERATOR
 from pipelines.config.load import to_dict
 from pipelines.config.schema import RunConfig, TrainConfig
-from pipelines.data.tensors import to_model_batch
-from pipelines.train.coverage import ShardCoverage
-from pipelines.train.engine import Engine
-from pipelines.train.guard import Diverged
-from pipelines.train.stability import StabilityMonitor
-
-if TYPE_CHECKING:  # the loop takes any batch source; WebDataset's stays out of torch-only installs
-    from pipelines.data.batches import Batches
+from pipelines.core.coverage import ShardCoverage
+from pipelines.core.engine import Engine
+from pipelines.core.guard import Diverged
+from pipelines.core.stability import StabilityMonitor
+from pipelines.core.tensors import to_model_batch
 
 Evaluate = Callable[[dict[str, torch.nn.Module]], dict[str, float]]
+
+
+class Batches(Protocol):
+    """What the loop reads: a rank's batches per epoch (``pipelines.data.batches.Batches``
+    is one; the core does not import it, so any batch source will do)."""
+
+    def epoch(self, epoch: int) -> Iterator[dict]: ...
+
+    def batches_in_epoch(self, epoch: int) -> int: ...
+
+    def preview(self, n: int) -> dict[str, Any]: ...
 
 
 class Hooks(Protocol):
