@@ -75,9 +75,9 @@ class _SavingHooks(loop.CollectingHooks):
 
     folder: str = ""
 
-    def on_checkpoint(self, step, state, final):
-        if state is not None:
-            torch.save(state, f"{self.folder}/{step}.pt")
+    def on_step(self, event):
+        if event.state is not None:
+            torch.save(event.state, f"{self.folder}/{event.step}.pt")
 
 
 def _plain_rank(rank, world, cfg_tree, folder):

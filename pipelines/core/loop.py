@@ -38,16 +38,25 @@ class Batches(Protocol):
     def preview(self, n: int) -> dict[str, Any]: ...
 
 
+@dataclass
+class StepEvent:
+    """What a step ended with, for the hooks; a field is None where nothing of it was due.
+    Every rank gets the event: the metrics are the all-reduced means, the evaluation is
+    broadcast, and ``checkpoint_due`` tells every rank that a report (a barrier) is due."""
+
+    step: int
+    done: bool  # the last step of the run
+    metrics: dict[str, float] | None = None  # every train.log_every steps and at the end
+    grid: torch.Tensor | None = None  # a sample grid, on the chief only
+    evaluated: dict[str, float] | None = None  # every eval.every steps and at the end
+    checkpoint_due: bool = False
+    state: dict[str, Any] | None = None  # the full training state, on the chief, when a checkpoint is due
+
+
 class Hooks(Protocol):
     chief: bool  # rank 0: the one that renders samples and writes checkpoints
 
-    def on_log(self, step: int, metrics: dict[str, float]) -> None: ...
-
-    def on_samples(self, step: int, grid: torch.Tensor) -> None: ...
-
-    def on_eval(self, step: int, metrics: dict[str, float]) -> None: ...  # called on every rank
-
-    def on_checkpoint(self, step: int, state: dict[str, Any] | None, final: bool) -> None: ...
+    def on_step(self, event: StepEvent) -> None: ...  # every rank, after a step where anything was due
 
     def on_coverage(self, report: dict[str, Any]) -> None: ...  # rank 0, at the end: coverage.py
 
@@ -63,17 +72,15 @@ class CollectingHooks:
     checkpoints: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
     coverage: dict[str, Any] = field(default_factory=dict)
 
-    def on_log(self, step, metrics):
-        self.logs.append((step, metrics))
-
-    def on_samples(self, step, grid):
-        self.samples.append((step, grid))
-
-    def on_eval(self, step, metrics):
-        self.evals.append((step, metrics))
-
-    def on_checkpoint(self, step, state, final):
-        self.checkpoints.append((step, state))
+    def on_step(self, event: StepEvent) -> None:
+        if event.metrics is not None:
+            self.logs.append((event.step, event.metrics))
+        if event.grid is not None:
+            self.samples.append((event.step, event.grid))
+        if event.evaluated is not None:
+            self.evals.append((event.step, event.evaluated))
+        if event.checkpoint_due:
+            self.checkpoints.append((event.step, event.state))
 
     def on_coverage(self, report):
         self.coverage = report
@@ -144,26 +151,26 @@ def fixed_inputs(engine: Engine, data: Batches, n: int, seed: int) -> dict[str, 
 
 
 class _Counters:
-    """What the loop logs besides the GAN's own values."""
+    """What the loop logs besides the GAN's own values. Throughput counts the time spent
+    fetching data and training alone: sampling, evaluation and the hooks are left out."""
 
     def __init__(self, step: int):
         self.meter, self.skipped, self.padded = Meter(), 0, 0
-        self.tick, self.tick_step = time.perf_counter(), step
+        self.busy, self.since_step = 0.0, step
 
     def metrics(self, engine: Engine, epoch: int, batch_size: int) -> dict[str, float]:
-        now, step = time.perf_counter(), engine.step
-        images = (step - self.tick_step) * batch_size * engine.world
+        steps = max(engine.step - self.since_step, 1)
         out = {
             **self.meter.pop(),
             **engine.learning_rates(),
             "epoch": epoch,
-            "perf/images_per_sec": images / max(now - self.tick, 1e-9),
-            "perf/step_ms": 1e3 * (now - self.tick) / max(step - self.tick_step, 1),
+            "perf/images_per_sec": steps * batch_size * engine.world / max(self.busy, 1e-9),
+            "perf/step_ms": 1e3 * self.busy / steps,
             "data/skipped": self.skipped,
             "data/padded": self.padded,
             "train/nonfinite_steps": engine.guard.skipped,
         }
-        self.tick, self.tick_step = time.perf_counter(), step
+        self.busy, self.since_step = 0.0, engine.step
         return out
 
 
@@ -177,6 +184,40 @@ def _batches(data: Batches, position: Position, exact: bool) -> Iterator[dict]:
             position.batch += 1
             yield raw
         position.epoch, position.batch = position.epoch + 1, 0
+
+
+def _end_of_step(
+    cfg: RunConfig,
+    engine: Engine,
+    chief: bool,
+    counters: _Counters,
+    position: Position,
+    evaluator: Evaluate | None,
+    fixed: dict[str, torch.Tensor],
+) -> StepEvent:
+    """What is due after this step: metrics, a sample grid (chief), an evaluation (a
+    collective: every rank runs it). The checkpoint is the caller's, after the stability
+    verdict."""
+    train, step = cfg.train, engine.step
+    event = StepEvent(step, done=step >= train.steps)
+    if step % train.log_every == 0 or event.done:
+        event.metrics = counters.metrics(engine, position.epoch, cfg.data.batch_size)
+    if chief and (step % train.sample_every == 0 or event.done):
+        event.grid = engine.sample_grid(fixed)
+    if evaluator is not None and cfg.eval.every and (step % cfg.eval.every == 0 or event.done):
+        event.evaluated = evaluator(engine.sampling_nets())
+    return event
+
+
+def _verdict(monitor: StabilityMonitor | None, event: StepEvent, last: dict[str, float]) -> Diverged | None:
+    """The stability monitor's verdict at an evaluation; a run that used its budget ends normally."""
+    if monitor is None or event.evaluated is None or event.done:
+        return None
+    try:
+        monitor.check(event.step, last, event.evaluated)
+    except Diverged as exc:
+        return exc
+    return None
 
 
 def run(
@@ -194,7 +235,7 @@ def run(
     train, position = cfg.train, position or Position()
     coverage = ShardCoverage(position.epoch if position.batch == 0 else position.epoch + 1)
     fixed = fixed_inputs(engine, data, train.sample_count, train.seed) if hooks.chief else {}
-    counters, last = _Counters(engine.step), {}
+    counters, last = _Counters(engine.step), dict[str, float]()
     gan = engine.gan
     monitor = (
         StabilityMonitor(cfg.stability, gan.loss_keys(DISCRIMINATOR), gan.loss_keys(GENERATOR))
@@ -203,30 +244,25 @@ def run(
     )
     batches = _batches(data, position, exact=cfg.data.mode == "exact")
     while engine.step < train.steps:
+        start = time.perf_counter()
         raw = next(batches)
         coverage.add(raw, position.epoch)
         # After fetching: starting a DataLoader draws from the global RNG, and a resumed run
         # starts one at a step where the uninterrupted run did not.
         seed_rank(train.seed, rank, engine.step)
         counters.meter.add(engine.train_step(to_model_batch(raw, engine.device, cfg.data.hflip)))
+        counters.busy += time.perf_counter() - start
         counters.skipped, counters.padded = counters.skipped + raw["skipped"], counters.padded + raw["padded"]
-        step, done = engine.step, engine.step >= train.steps
-        if step % train.log_every == 0 or done:
-            last = counters.metrics(engine, position.epoch, cfg.data.batch_size)
-            hooks.on_log(step, last)
-        hook_start = time.perf_counter()
-        if hooks.chief and (step % train.sample_every == 0 or done):
-            hooks.on_samples(step, engine.sample_grid(fixed))
-        if evaluator is not None and cfg.eval.every and (step % cfg.eval.every == 0 or done):
-            evaluated = evaluator(engine.sampling_nets())  # a collective: every rank calls it
-            last.update(evaluated)
-            hooks.on_eval(step, evaluated)
-            if monitor is not None and not done:  # a run that used its budget ends normally
-                monitor.check(step, last, evaluated)
-        if checkpoint_due(train, step):
-            state = checkpoint_state(engine, position, cfg) if hooks.chief else None
-            hooks.on_checkpoint(step, state, final=done)
-        counters.tick += time.perf_counter() - hook_start  # throughput counts training, not hooks
+        event = _end_of_step(cfg, engine, hooks.chief, counters, position, evaluator, fixed)
+        last = {**(event.metrics or last), **(event.evaluated or {})}
+        verdict = _verdict(monitor, event, last)
+        if verdict is None and checkpoint_due(train, event.step):  # never a checkpoint of a run given up on
+            event.checkpoint_due = True
+            event.state = checkpoint_state(engine, position, cfg) if hooks.chief else None
+        if any(v is not None for v in (event.metrics, event.grid, event.evaluated)) or event.checkpoint_due:
+            hooks.on_step(event)
+        if verdict is not None:
+            raise verdict
     complete = position.epoch > coverage.epoch or position.batch >= data.batches_in_epoch(coverage.epoch)
     report = coverage.gather(rank, node or socket.gethostname(), complete)
     if hooks.chief:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,18 +34,12 @@ if TYPE_CHECKING:
 
 
 class RayHooks:
-    def __init__(
-        self,
-        rank: int,
-        engine: Engine,
-        logger: RunLogger | None,
-        progress: Any,
-        meta: dict,
-        checkpoint_due: Callable[[int], bool],
-    ):
+    """Rank 0 logs to MLflow and feeds the driver's progress bar; every rank reports to Ray
+    Train (a barrier) at each evaluation and checkpoint, one report per step."""
+
+    def __init__(self, rank: int, engine: Engine, logger: RunLogger | None, progress: Any, meta: dict):
         self.chief = rank == 0
         self.engine, self.logger, self.progress, self.meta = engine, logger, progress, meta
-        self.checkpoint_due = checkpoint_due
         self.last: dict[str, float] = {}
         self.evaluated: dict[str, float] = {}
 
@@ -56,10 +49,24 @@ class RayHooks:
         assert self.logger is not None, "only rank 0 logs"
         return self.logger
 
-    def on_log(self, step: int, metrics: dict[str, float]) -> None:
-        self.last = metrics
-        if not self.chief:
-            return
+    def on_step(self, event: loop.StepEvent) -> None:
+        if event.metrics is not None:
+            self.last = event.metrics
+            if self.chief:
+                self._log_metrics(event.step, event.metrics)
+        if event.grid is not None:
+            scale = max(1, 256 // (event.grid.shape[1] * event.grid.shape[-1]))  # small images: enlarge for the UI
+            self.log.image(event.step, grid_image(event.grid, scale=scale))
+        if event.evaluated is not None:
+            self.evaluated = event.evaluated
+            if self.chief:
+                self.log.metrics(event.step, event.evaluated)
+        if event.checkpoint_due:
+            self._report_checkpoint(event)
+        elif event.evaluated is not None:  # Tune reads rank 0's reports
+            ray.train.report({"step": event.step, **event.evaluated})
+
+    def _log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         self.log.metrics(step, metrics)
         if self.progress is not None:
             # The driver warns in the terminal when MLflow is away. A full or gone queue must
@@ -67,27 +74,16 @@ class RayHooks:
             with contextlib.suppress(Exception):
                 self.progress.put_nowait((step, {**metrics, "tracking/outage": float(self.log.outage)}))
 
-    def on_samples(self, step: int, grid: torch.Tensor) -> None:
-        scale = max(1, 256 // (grid.shape[1] * grid.shape[-1]))  # small images: enlarge for the UI
-        self.log.image(step, grid_image(grid, scale=scale))
-
-    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
-        self.evaluated = metrics
-        if self.chief:
-            self.log.metrics(step, metrics)
-        if not self.checkpoint_due(step):  # else they go with the checkpoint's report: one report per step
-            ray.train.report({"step": step, **metrics})  # every rank: report is a barrier; Tune reads rank 0's
-
-    def on_checkpoint(self, step: int, state: dict | None, final: bool) -> None:
+    def _report_checkpoint(self, event: loop.StepEvent) -> None:
         # Kept with each Ray checkpoint: every group's loss, the throughput, the evaluation.
         reported = [f"loss/{group}" for group in self.engine.gan.groups] + ["perf/images_per_sec"]
-        metrics = {"step": step, **{k: self.last[k] for k in reported if k in self.last}, **self.evaluated}
+        metrics = {"step": event.step, **{k: self.last[k] for k in reported if k in self.last}, **self.evaluated}
         with tempfile.TemporaryDirectory(prefix="ganforge-ckpt-") as folder:
             checkpoint = None
-            if state is not None:
-                save_checkpoint(folder, state)
+            if event.state is not None:
+                save_checkpoint(folder, event.state)
                 checkpoint = ray.train.Checkpoint.from_directory(folder)
-                if final:
+                if event.done:
                     self._log_final(folder)
             ray.train.report(metrics, checkpoint=checkpoint)
 
@@ -164,9 +160,7 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
         "channels": dataset.channels,
         "run_id": spec.run_id,
     }
-    hooks = RayHooks(
-        rank, engine, logger, spec.progress, meta, checkpoint_due=lambda step: loop.checkpoint_due(cfg.train, step)
-    )
+    hooks = RayHooks(rank, engine, logger, spec.progress, meta)
     evaluator = make_evaluator(cfg, engine.gan, dataset, data.domains, device) if cfg.eval.every else None
     if logger is not None and evaluator is not None:
         logger.tags(
