@@ -155,7 +155,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="ganforge-bench-") as folder:
             print(plain_rate(config(args.plain, args.steps, 1, Path(folder))))
         return
-    from cluster.local import connect
+    from cluster.connect import connect
 
     gans = args.gans.split(",")
     rows, scaling = [], []

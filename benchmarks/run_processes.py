@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     args = parser.parse_args()
 
-    from cluster.local import connect
+    from cluster.connect import connect
     from pipelines.config import load
     from pipelines.train.launch import train
 

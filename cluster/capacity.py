@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cluster.errors import CapacityError
+
 # The node types Ray's read-only autoscaler (no autoscaling config) reports: one per node,
 # named after the node's id. A cluster whose report names any other type has a real one.
 # (The dashboard camel-cases the report's keys, node types among them: node_3a9f -> node3A9F.)
@@ -31,11 +33,6 @@ READONLY_NODE_TYPE = re.compile(r"^node_?[0-9a-f]{56}$", re.IGNORECASE)
 STATUS_KEY = "__autoscaling_status"  # ray._private.ray_constants.DEBUG_AUTOSCALING_STATUS
 POLL_S = 5.0  # seconds between looks at an autoscaling cluster
 SAY_EVERY_S = 30.0  # a waiting line at least this often, and whenever the cluster changes
-
-
-class CapacityError(RuntimeError):
-    """A request the cluster cannot meet: the message says what was asked, what the cluster
-    has and the largest request that fits."""
 
 
 @dataclass(frozen=True)

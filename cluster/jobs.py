@@ -14,16 +14,13 @@ from collections.abc import Iterator
 
 from cluster import local_cluster
 from cluster.capacity import Capacity, CapacityError, Request, autoscaler_grows, refusal
-from cluster.local import use_token_if_any
+from cluster.connect import use_token_if_any
+from cluster.errors import JobsError
 from cluster.runtime_env import job_runtime_env
 from cluster.state import ClusterState
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 AGENT_WAIT_S = 120  # a just-started head's job agent: seconds to wait for it to take jobs
-
-
-class JobsError(RuntimeError):
-    """The cluster cannot be reached or refuses the request; the message says what to do."""
 
 
 def dashboard_address(address: str | None) -> str:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cluster import services, state
-from cluster.local import free_port
+from cluster.connect import free_port
+from cluster.errors import ClusterError
 from cluster.state import ClusterState
 
 RAY_START_TIMEOUT_S = 120.0
@@ -16,10 +17,6 @@ RAY_START_TIMEOUT_S = 120.0
 # `ray.init()` (a user's notebook, another tool) tries to join a head that is gone.
 RAY_ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")
 MLFLOW_START_TIMEOUT_S = 120.0  # a fresh SQLite store migrates its schema first (about 14 s here)
-
-
-class ClusterError(RuntimeError):
-    """A local cluster cannot be started, found or stopped; the message says why."""
 
 
 def up(root: Path | None = None, num_cpus: int | None = None) -> ClusterState:

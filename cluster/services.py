@@ -14,7 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from cluster.local import TRIAL_RESOURCE, ensure_token
+from cluster.connect import TRIAL_RESOURCE, ensure_token
+from cluster.errors import ServiceError
 
 # MLflow 3 servers start a job runner and five task consumers for MLflow's GenAI features
 # (trace scoring, prompt optimization), which ganforge never uses: about 15 CPU-seconds in
@@ -25,10 +26,6 @@ SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for an MLflow server or UI that ganforge starts."""
     return {**SERVER_ENV, **(os.environ if base is None else base)}
-
-
-class ServiceError(RuntimeError):
-    """A service did not come up; the message says which and where its log is."""
 
 
 def _bin_env() -> dict[str, str]:

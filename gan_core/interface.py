@@ -23,6 +23,7 @@ same GAN object works in a single process, under DDP, and for sampling from EMA 
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -82,6 +83,14 @@ class PhaseResult:
 
     loss: torch.Tensor
     logs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def square_grid(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (rows, cols, C, H, W), as square as N allows, the last cells black (-1)."""
+    cols = math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / cols)
+    images = torch.cat([images, images.new_full((rows * cols - len(images), *images.shape[1:]), -1.0)])
+    return images.view(rows, cols, *images.shape[1:])
 
 
 class GAN(abc.ABC):

@@ -1,6 +1,7 @@
 """Errors the `ganforge` command reports without a traceback, in one module that imports
 nothing heavy: the CLI catches them before it has imported torch, Ray or MLflow, so a
-command that needs none of them (help, data, cluster, jobs) starts in well under a second."""
+command that needs none of them (help, data, cluster, jobs) starts in well under a second.
+Every error class of pipelines lives here; those of the cluster helpers in cluster/errors.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ class ConfigError(ValueError):
 class NotFound(FileNotFoundError):
     """A run, registered model, checkpoint, search or job that a user named does not exist.
     The message says where ganforge looked: which tracking store, storage path or cluster."""
+
+
+class BadImage(ValueError):
+    """A file that cannot become a training image; the message says why (skipped and counted)."""
 
 
 class DataError(ValueError):

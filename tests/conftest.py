@@ -112,7 +112,7 @@ def ray_local():
     """One Ray instance for the whole session (starting Ray costs 5-16 s here)."""
     import ray
 
-    from cluster.local import connect
+    from cluster.connect import connect
 
     connect(num_cpus=2)
     yield

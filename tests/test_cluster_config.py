@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from cluster.local import TRIAL_RESOURCE
+from cluster.connect import TRIAL_RESOURCE
 
 CONFIG = Path(__file__).resolve().parents[1] / "ray_cluster.yaml"
 

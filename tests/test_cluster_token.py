@@ -3,7 +3,7 @@ which only its user can read, and it keeps the one that nodes and clients alread
 
 import stat
 
-from cluster.local import ensure_token
+from cluster.connect import ensure_token
 
 
 def _no_auth_settings(monkeypatch, path):

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from cluster.capacity import Capacity
-from cluster.local import TRIAL_RESOURCE
+from cluster.connect import TRIAL_RESOURCE
 from pipelines.config import ConfigError, load, to_dict
 from pipelines.config.schema import StabilityConfig
 from pipelines.config.space import apply_point, parse_points, parse_space, with_seeds

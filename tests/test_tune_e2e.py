@@ -15,7 +15,7 @@ from ray.tune import Callback
 from cluster.capacity import of_connected
 from pipelines.config import load
 from pipelines.errors import SearchInterrupted
-from pipelines.tune.runs import RESTORED_TAG
+from pipelines.tune.mlflow_runs import RESTORED_TAG
 from pipelines.tune.search import concurrency, run_search
 from pipelines.tune.summary import best_config
 

@@ -8,13 +8,12 @@ Pearson chi^2 divergence.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
-from gan_core.interface import GAN, Batch, Nets, Phase, PhaseResult, discriminator, generator
+from gan_core.interface import GAN, Batch, Nets, Phase, PhaseResult, discriminator, generator, square_grid
 from gan_core.losses import least_squares_d, least_squares_g
 from gan_core.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_core.nets.init import dcgan_init
@@ -87,10 +86,4 @@ class LSGAN(GAN):
 
     @torch.no_grad()
     def sample_grid(self, nets: Nets, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        images = nets["G"](inputs["z"])
-        cols = math.ceil(math.sqrt(images.shape[0]))
-        rows = math.ceil(images.shape[0] / cols)
-        pad = rows * cols - images.shape[0]
-        if pad:
-            images = torch.cat([images, images.new_full((pad, *images.shape[1:]), -1.0)])
-        return images.view(rows, cols, *images.shape[1:])
+        return square_grid(nets["G"](inputs["z"]))

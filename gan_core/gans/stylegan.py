@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from gan_core.interface import GAN, Batch, Nets, Phase, PhaseResult, discriminator, generator
+from gan_core.interface import GAN, Batch, Nets, Phase, PhaseResult, discriminator, generator, square_grid
 from gan_core.nets.stylegan2 import StyleDiscriminator, StyleGenerator
 from gan_core.registry import register
 
@@ -166,13 +166,11 @@ class StyleGAN(GAN):
         """EMA samples of the fixed latents in a square, then a truncation row: the first
         latent at psi = 1, 0.9, ..., 0 (psi 0 is the average image)."""
         g, z = nets["G"], inputs["z"]
-        images = g(z).float()
-        cols = math.ceil(math.sqrt(len(z)))
-        rows = math.ceil(len(z) / cols)
-        images = torch.cat([images, images.new_full((rows * cols - len(z), *images.shape[1:]), -1.0)])
+        grid = square_grid(g(z).float())
+        cols = grid.shape[1]
         psis = [TRUNCATION_ROW[round(i * (len(TRUNCATION_ROW) - 1) / max(cols - 1, 1))] for i in range(cols)]
         row = torch.cat([g(z[:1], truncation_psi=psi).float() for psi in psis])
-        return torch.cat([images, row]).view(rows + 1, cols, *images.shape[1:])
+        return torch.cat([grid, row.unsqueeze(0)])
 
     def state_dict(self) -> dict[str, Any]:
         return {"pl_mean": self.pl_mean.detach().cpu()}

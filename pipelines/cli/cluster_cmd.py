@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cluster import local_cluster, state
-from cluster.local import ensure_token
+from cluster.connect import ensure_token
 
 
 def add(sub: argparse._SubParsersAction) -> None:

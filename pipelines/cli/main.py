@@ -7,9 +7,7 @@ import argparse
 import sys
 import warnings
 
-from cluster.capacity import CapacityError
-from cluster.jobs import JobsError
-from cluster.local_cluster import ClusterError
+from cluster.errors import CapacityError, ClusterError, JobsError
 from pipelines.cli import (
     cluster_cmd,
     data_cmd,

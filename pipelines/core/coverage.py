@@ -10,6 +10,8 @@ from typing import Any
 
 import torch.distributed as dist
 
+from pipelines.core.distributed import active, world_size
+
 
 def shard_name(url: str) -> str:
     """The shard's file name, whichever form ``stream_url`` gave it."""
@@ -37,7 +39,7 @@ class ShardCoverage:
         """Every rank's shards (a collective: every rank calls it)."""
         mine = {"rank": rank, "node": node, "shards": {d: sorted(s) for d, s in sorted(self.shards.items())}}
         ranks: list[Any] = [mine]
-        if dist.is_available() and dist.is_initialized():
-            ranks = [None] * dist.get_world_size()  # filled in by the gather
+        if active():
+            ranks = [None] * world_size()  # filled in by the gather
             dist.all_gather_object(ranks, mine)
         return {"epoch": self.epoch, "complete": complete, "ranks": ranks}

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -25,6 +24,7 @@ from gan_core.interface import GAN, GENERATOR, Phase
 from gan_core.nets.modes import eval_mode
 from pipelines.config.schema import OptimConfig, TrainConfig
 from pipelines.core.device import amp_mode, channels_last
+from pipelines.core.distributed import world_size
 from pipelines.core.guard import NonFiniteGuard, all_finite
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -60,7 +60,7 @@ def lr_factor(step: int, steps: int, decay_from: float) -> float:
 class Engine:
     def __init__(self, gan: GAN, optim: OptimConfig, train: TrainConfig, device: torch.device, batch_size: int):
         self.gan, self.device, self.train_cfg, self.optim_cfg = gan, device, train, optim
-        self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self.world = world_size()
         self.step = 0
         self.memory_format = torch.channels_last if channels_last(train, device) else torch.contiguous_format
         self.raw: dict[str, nn.Module] = {

@@ -19,6 +19,7 @@ from gan_core.interface import DISCRIMINATOR, GENERATOR
 from pipelines.config.load import to_dict
 from pipelines.config.schema import RunConfig, TrainConfig
 from pipelines.core.coverage import ShardCoverage
+from pipelines.core.distributed import world_size
 from pipelines.core.engine import Engine
 from pipelines.core.guard import Diverged
 from pipelines.core.stability import StabilityMonitor
@@ -106,9 +107,9 @@ class Meter:
             return {}
         keys = sorted(self.sums)  # the same order on every rank
         values = torch.stack([self.sums[k] / self.counts[k] for k in keys])
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if world_size() > 1:
             dist.all_reduce(values)  # every rank runs the same phases, so holds the same keys
-            values /= dist.get_world_size()
+            values /= world_size()
         self.sums, self.counts = {}, defaultdict(int)
         return dict(zip(keys, values.cpu().tolist()))
 

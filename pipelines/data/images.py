@@ -10,12 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from pipelines.errors import BadImage
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 CHANNEL_MODES = {"RGB": 3, "L": 1}
-
-
-class BadImage(ValueError):
-    """A file that cannot become a training image; the message says why."""
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:

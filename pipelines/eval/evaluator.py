@@ -24,6 +24,8 @@ from gan_core.interface import GAN
 from gan_core.metrics import MetricSuite, make_suite
 from gan_core.nets.modes import eval_mode
 from pipelines.config.schema import RunConfig
+from pipelines.core.distributed import world_size
+from pipelines.core.tensors import to_uint8
 from pipelines.data.manifest import Dataset
 from pipelines.eval.reference import Reference, add_features, load_reference, to_float
 
@@ -31,14 +33,14 @@ Produce = Callable[[int, int], torch.Tensor]  # (start, count) -> float images i
 
 
 def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return world_size() > 1
 
 
 def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     """Every rank's rows, rank 0's first (all ranks hold the same number of rows)."""
     if not _distributed():
         return tensor
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    parts = [torch.empty_like(tensor) for _ in range(world_size())]
     dist.all_gather(parts, tensor.contiguous())
     return torch.cat(parts)
 
@@ -52,7 +54,7 @@ def broadcast(result: dict[str, float]) -> dict[str, float]:
 
 
 def quantise(images: torch.Tensor) -> torch.Tensor:
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return to_uint8(images)
 
 
 class Evaluator:
@@ -69,7 +71,7 @@ class Evaluator:
         self.gan, self.dataset, self.domains, self.suite = gan, dataset, domains, suite
         self.samples, self.batch_size, self.seed = samples, batch_size, seed
         self.rank = dist.get_rank() if _distributed() else 0
-        self.world = dist.get_world_size() if _distributed() else 1
+        self.world = world_size()
         self._refs: dict[str, Reference] = {}
 
     def reference(self, key: str) -> Reference:

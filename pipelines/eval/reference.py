@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from gan_core.metrics import MetricSuite
+from pipelines.core.tensors import from_uint8
 from pipelines.data.loader import read_images
 from pipelines.data.manifest import Dataset, DomainShards
 
@@ -32,7 +33,7 @@ def split_of(dataset: Dataset, domain: str) -> tuple[DomainShards, str]:
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 127.5 - 1
+    return from_uint8(images)
 
 
 def cache_path(dataset: Dataset, suite: MetricSuite, split: str, domain: str, n: int) -> Path:

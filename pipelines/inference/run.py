@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from pipelines.core.tensors import from_uint8, to_uint8
 from pipelines.data.images import CHANNEL_MODES, BadImage, decode_png, prepare_image
 from pipelines.data.manifest import DataError
 from pipelines.data.shard import list_images
@@ -22,7 +23,7 @@ MODES = {count: mode for mode, count in CHANNEL_MODES.items()}  # 1 -> "L", 3 ->
 
 def to_pil(image: torch.Tensor) -> Image.Image:
     """(C, H, W) in [-1, 1] -> 8-bit image."""
-    array = ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    array = to_uint8(image).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array, MODES[array.shape[2]])
 
 
@@ -88,7 +89,7 @@ def translate_folder(
                 except BadImage as exc:
                     report.skipped.append((str(path), str(exc)))
             if batch:
-                images = torch.from_numpy(np.stack(batch)).to(trained.device).float() / 127.5 - 1
+                images = from_uint8(torch.from_numpy(np.stack(batch)).to(trained.device))
                 for name, image in zip(names, gan.translate(trained.nets, images, direction)):
                     (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                     to_pil(image).save(tmp / name)

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 import gan_core
-from cluster.local import alive_nodes, connect
+from cluster.connect import alive_nodes, connect
 from pipelines.config import RunConfig
 from pipelines.tracking import store
 from pipelines.tracking.runs import end_run

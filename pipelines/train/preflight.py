@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gan_core
 from cluster.capacity import Capacity, Request, ask_autoscaler, ensure, of_connected
-from cluster.local import TRIAL_RESOURCE
+from cluster.connect import TRIAL_RESOURCE
 from gan_core.metrics.inception import WEIGHTS_ENV, weights_path
 from pipelines.config import RunConfig, to_dict
 from pipelines.config.space import check_strategy, parse_space, with_seeds

@@ -25,7 +25,7 @@ from pipelines.core.engine import Engine
 from pipelines.data.manifest import read_dataset
 from pipelines.eval.evaluator import make_evaluator
 from pipelines.eval.reference import split_of
-from pipelines.tracking.images import grid_image
+from pipelines.tracking.grids import grid_image
 from pipelines.train.build import build_batches, build_engine
 from pipelines.train.run_spec import RunSpec
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.capacity import Capacity
-from cluster.local import TRIAL_RESOURCE, alive_nodes, connect
+from cluster.connect import TRIAL_RESOURCE, alive_nodes, connect
 from gan_core.metrics.inception import weights_path
 from pipelines.config import ConfigError, RunConfig, build, to_dict
 from pipelines.data.manifest import read_dataset
@@ -24,13 +24,13 @@ from pipelines.tracking import store
 from pipelines.tracking.runs import end_run, reopen_run
 from pipelines.train.paths import resolved
 from pipelines.train.preflight import check_capacity, check_run, check_search
-from pipelines.tune.runs import open_search_run
+from pipelines.tune.mlflow_runs import open_search_run
 from pipelines.tune.schedule import scheduler, search_algorithm
 from pipelines.tune.summary import Trial, collect, pool_seeds, record
 from pipelines.tune.tracker import SearchTracker
 from pipelines.tune.trial import run_trial
 
-STATE = "ganforge_search.json"  # beside Tune's own state: what a resume needs to know
+SEARCH_STATE = "ganforge_search.json"  # beside Tune's own state: what a resume needs to know
 
 
 def _unfinished(folder: Path) -> bool:
@@ -127,9 +127,9 @@ def _prepare(cfg: RunConfig, name: str | None, resume: bool) -> tuple[RunConfig,
     cfg = resolved(cfg)
     name = name or f"{cfg.gan}-{Path(cfg.data.path).name}-{time.strftime('%m%d-%H%M%S')}"
     folder = Path(cfg.train.storage_path) / name
-    if resume and not (folder / STATE).is_file():
+    if resume and not (folder / SEARCH_STATE).is_file():
         raise NotFound(
-            f"no search named {name} in the storage path {cfg.train.storage_path} (no {STATE}); "
+            f"no search named {name} in the storage path {cfg.train.storage_path} (no {SEARCH_STATE}); "
             "pass the name `ganforge tune` printed, and the same train.storage_path"
         )
     if not resume and folder.exists():
@@ -153,7 +153,7 @@ def run_search(
     them with the search, so a resumed search runs with those it began with."""
     cfg, name, folder = _prepare(cfg, name, resume)
     if resume:  # the search's own config, not today's defaults
-        state = json.loads((folder / STATE).read_text())
+        state = json.loads((folder / SEARCH_STATE).read_text())
         cfg = resolved(build(state["tree"]))
     dims = check_search(cfg)
     check_run(cfg)
@@ -172,7 +172,7 @@ def run_search(
     else:
         parent = open_search_run(cfg, name, {k: d.describe() for k, d in dims.items()}, limit)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / STATE).write_text(json.dumps({"parent": parent, "tree": to_dict(cfg)}))
+        (folder / SEARCH_STATE).write_text(json.dumps({"parent": parent, "tree": to_dict(cfg)}))
     search = {
         "tree": to_dict(for_trials(cfg)),
         "parent": parent,

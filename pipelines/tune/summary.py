@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from pipelines.config import RunConfig
 from pipelines.config.space import SEED_KEY, apply_point
 from pipelines.errors import NotFound
-from pipelines.tune.runs import find_trial_run
+from pipelines.tune.mlflow_runs import find_trial_run
 from pipelines.tune.tracker import UNSTABLE, stop_reason
 
 BEST_CONFIG = "best_config.yaml"

@@ -10,7 +10,7 @@ from ray.tune import Callback
 from tqdm import tqdm
 
 from pipelines.config import RunConfig
-from pipelines.tune.runs import end_trial_run
+from pipelines.tune.mlflow_runs import end_trial_run
 
 UNSTABLE = ("diverged", "d_overpowers", "mode_collapse")
 

@@ -27,7 +27,7 @@ from pipelines.config.space import apply_point
 from pipelines.errors import Diverged, user_error_of
 from pipelines.train.run_spec import RunSpec
 from pipelines.train.trainer import make_trainer
-from pipelines.tune.runs import trial_run
+from pipelines.tune.mlflow_runs import trial_run
 
 POINTER = "train_checkpoint.json"
 

@@ -6,11 +6,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipelines.core.tensors import to_uint8
+
 
 def grid_image(grid: torch.Tensor, padding: int = 2, scale: int = 1) -> Image.Image:
     """(rows, cols, C, H, W) images in [-1, 1] -> one PIL image, cells separated by padding."""
     rows, cols, channels, height, width = grid.shape
-    pixels = ((grid.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    pixels = to_uint8(grid).numpy()
     canvas = np.zeros((rows * (height + padding) + padding, cols * (width + padding) + padding, channels), np.uint8)
     for r in range(rows):
         for c in range(cols):
