@@ -21,12 +21,12 @@ def _epoch(shards, rank, world, mode="exact", epoch=0, workers=2, batch=50, epoc
     ds = read_dataset(shards)
     spec = StreamSpec(rank=rank, world=world, mode=mode, seed=3, shuffle_buffer=100, loader_workers=workers)
     batches = list(RankBatches(ds.domain("image"), spec, ds.resolution, ds.channels, batch, epoch_batches).epoch(epoch))
-    assert all(b["image"].shape == (batch, 1, 16, 16) for b in batches)
+    assert all(b["images"].shape == (batch, 1, 16, 16) for b in batches)
     return batches
 
 
 def _keys(batches):
-    return [k for b in batches for k in b["key"]]
+    return [k for b in batches for k in b["keys"]]
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ def _exact_epoch_keys(shards_path) -> list[str]:
     ds = read_dataset(shards_path)
     spec = StreamSpec(rank=0, world=1, mode="exact", seed=3, shuffle_buffer=100, loader_workers=2)
     batches = RankBatches(ds.domain("image"), spec, ds.resolution, ds.channels, 1).epoch(0)
-    return [f"{shard_of(key)}#{key.rsplit('#', 1)[1]}" for batch in batches for key in batch["key"]]
+    return [f"{shard_of(key)}#{key.rsplit('#', 1)[1]}" for batch in batches for key in batch["keys"]]
 
 
 def test_an_http_shard_folder_reads_like_the_local_one(served, digit_shards):
@@ -120,7 +120,7 @@ def test_a_brace_pattern_of_shards_reads_without_a_manifest(digit_shards, s3_buc
     assert local.domain("image").counts == (200,) * 9  # the first shard's size; the last holds 197
     assert local.cache_dir().is_relative_to(Path.home() / ".cache" / "ganforge")  # never a folder named by the pattern
     batches = RankBatches(local.domain("image"), StreamSpec(mode="resampled", shuffle_buffer=100), 16, 1, 32, 3)
-    assert [tuple(b["image"].shape) for b in batches.epoch(0)] == [(32, 1, 16, 16)] * 3
+    assert [tuple(b["images"].shape) for b in batches.epoch(0)] == [(32, 1, 16, 16)] * 3
 
     piped = read_dataset(f"pipe:cat {digit_shards}/image-{{000000..000008}}.tar")  # WebDataset's own notation
     assert piped.domain("image").urls[8] == f"pipe:cat {digit_shards}/image-000008.tar"

@@ -6,7 +6,7 @@ import argparse
 
 from pipelines.cli.options import add_cluster_options, add_config_options, add_run_options, run_option_overrides
 from pipelines.cli.ui_cmd import ui_hint
-from pipelines.config import ConfigError, RunConfig, build, load
+from pipelines.config import ConfigError, GanforgeConfig, build, load
 from pipelines.config.load import apply_overrides
 from pipelines.tracking import store
 
@@ -49,7 +49,7 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
     return [f"{key}={value}" for key, value in flags.items() if value is not None]
 
 
-def from_search(gan: str, parent: str, overrides: list[str], tracking_uri: str) -> RunConfig:
+def from_search(gan: str, parent: str, overrides: list[str], tracking_uri: str) -> GanforgeConfig:
     from pipelines.tune.summary import best_config
 
     tree = best_config(parent, tracking_uri)

@@ -1,4 +1,4 @@
-"""Build a ``RunConfig``: dataclass defaults < the GAN's YAML defaults < a user YAML < dotted
+"""Build a ``GanforgeConfig``: dataclass defaults < the GAN's YAML defaults < a user YAML < dotted
 ``--set key=value`` overrides. Unknown keys and wrongly typed values fail with a message that
 names the key (and the closest valid key when it looks like a typo)."""
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from pipelines.config.schema import RunConfig
+from pipelines.config.schema import GanforgeConfig
 from pipelines.errors import ConfigError
 
 __all__ = ["ConfigError", "apply_overrides", "build", "build_dataclass", "flatten", "load", "to_dict"]
@@ -141,8 +141,8 @@ def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
         raise ConfigError(str(exc)) from exc
 
 
-def build(tree: dict[str, Any]) -> RunConfig:
-    """A validated ``RunConfig`` from a full dict tree (e.g. the one sent to Ray workers)."""
+def build(tree: dict[str, Any]) -> GanforgeConfig:
+    """A validated ``GanforgeConfig`` from a full dict tree (e.g. the one sent to Ray workers)."""
     tree = copy.deepcopy(tree)
     gan_name = tree.pop("gan", None)
     if not gan_name:
@@ -153,17 +153,17 @@ def build(tree: dict[str, Any]) -> RunConfig:
         gan_cls = gan_core.get(gan_name)
     except KeyError as exc:
         raise ConfigError(exc.args[0]) from exc
-    hints = typing.get_type_hints(RunConfig)
-    sections = [f.name for f in dataclasses.fields(RunConfig) if f.name != "gan"]
+    hints = typing.get_type_hints(GanforgeConfig)
+    sections = [f.name for f in dataclasses.fields(GanforgeConfig) if f.name != "gan"]
     _reject_unknown(tree, sections, "section")
     built = {}
     for name in sections:
         kind = gan_cls.Config if name == "model" else hints[name]
         built[name] = build_dataclass(kind, tree.get(name) or {}, f"{name}.")
-    return RunConfig(gan=gan_name, **built)
+    return GanforgeConfig(gan=gan_name, **built)
 
 
-def load(gan: str, config_files: str | Iterable[str] | None = None, overrides: Iterable[str] = ()) -> RunConfig:
+def load(gan: str, config_files: str | Iterable[str] | None = None, overrides: Iterable[str] = ()) -> GanforgeConfig:
     """The config of a run of ``gan``: defaults, the GAN's YAML, each of ``config_files`` in
     turn (a later file wins), overrides."""
     tree: dict[str, Any] = {"gan": gan}
@@ -181,7 +181,7 @@ def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return tree
 
 
-def to_dict(cfg: RunConfig) -> dict[str, Any]:
+def to_dict(cfg: GanforgeConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 

@@ -209,7 +209,7 @@ class TrackingConfig:
 
 
 @dataclass
-class RunConfig:
+class GanforgeConfig:
     gan: str
     model: Any
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -17,7 +17,7 @@ from typing import Any
 
 from pipelines.config import ConfigError, flatten
 from pipelines.config.load import parse_value, set_dotted
-from pipelines.config.schema import RunConfig
+from pipelines.config.schema import GanforgeConfig
 
 KINDS = ("loguniform", "uniform", "choice", "grid")
 SEED_KEY = "train.seed"
@@ -123,7 +123,7 @@ def parse_points(entries: list[str], dims: dict[str, Dimension]) -> list[dict[st
     return points
 
 
-def check_strategy(cfg: RunConfig, dims: dict[str, Dimension]) -> None:
+def check_strategy(cfg: GanforgeConfig, dims: dict[str, Dimension]) -> None:
     """The search algorithm, scheduler, seeds and space must work together; refused with
     the reason before any search starts (Ray Tune's own errors come later and less clearly)."""
     tune = cfg.tune

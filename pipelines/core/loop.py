@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from gan_core.interface import DISCRIMINATOR, GENERATOR
 from pipelines.config.load import to_dict
-from pipelines.config.schema import RunConfig, TrainConfig
+from pipelines.config.schema import GanforgeConfig, TrainConfig
 from pipelines.core.coverage import ShardCoverage
 from pipelines.core.distributed import world_size
 from pipelines.core.engine import Engine
@@ -128,7 +128,7 @@ class Position:
     batch: int = 0
 
 
-def checkpoint_state(engine: Engine, position: Position, cfg: RunConfig) -> dict[str, Any]:
+def checkpoint_state(engine: Engine, position: Position, cfg: GanforgeConfig) -> dict[str, Any]:
     if not engine.weights_finite():  # never a checkpoint that would resume into NaNs
         raise Diverged(f"diverged: non-finite weights at step {engine.step}; no checkpoint written")
     image = {"resolution": engine.gan.resolution, "channels": engine.gan.channels}  # to rebuild the nets
@@ -188,7 +188,7 @@ def _batches(data: Batches, position: Position, exact: bool) -> Iterator[dict]:
 
 
 def _end_of_step(
-    cfg: RunConfig,
+    cfg: GanforgeConfig,
     engine: Engine,
     chief: bool,
     counters: _Counters,
@@ -222,7 +222,7 @@ def _verdict(monitor: StabilityMonitor | None, event: StepEvent, last: dict[str,
 
 
 def run(
-    cfg: RunConfig,
+    cfg: GanforgeConfig,
     engine: Engine,
     data: Batches,
     hooks: Hooks,

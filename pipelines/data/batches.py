@@ -94,8 +94,8 @@ class Batches:
         for lead in self.streams[self.lead].epoch(epoch):
             parts = {self.lead: lead, **{k: next(it) for k, it in self._others.items()}}
             yield {
-                "images": {k: parts[k]["image"] for k in self.streams},
-                "keys": {k: parts[k]["key"] for k in self.streams},
+                "images": {k: parts[k]["images"] for k in self.streams},
+                "keys": {k: parts[k]["keys"] for k in self.streams},
                 "skipped": sum(p["skipped"] for p in parts.values()),
                 "padded": sum(p["padded"] for p in parts.values()),
             }

@@ -177,7 +177,8 @@ def _chunk(images: list[np.ndarray], keys: list[str], skipped: int, pass_: int) 
     # numpy, not torch: DataLoader would move a tensor through a shared-memory file
     # descriptor (about 10 ms per transfer here), while an array is pickled through the pipe.
     array = np.stack(images) if images else np.empty((0,), np.uint8)
-    return {"image": array, "key": keys, "skipped": skipped, "padding": pass_ > 0}
+    # The keys a rank's batches carry too: samples read again to pad a short rank are counted.
+    return {"images": array, "keys": keys, "skipped": skipped, "padded": len(keys) if pass_ > 0 else 0}
 
 
 def rebatch(chunks: Iterator[dict], batch_size: int) -> Iterator[dict]:
@@ -186,18 +187,18 @@ def rebatch(chunks: Iterator[dict], batch_size: int) -> Iterator[dict]:
     keys: list[str] = []
     have = skipped = padded = 0
     for chunk in chunks:
-        n = len(chunk["key"])
+        n = len(chunk["keys"])
         skipped += chunk["skipped"]
         if n == 0:
             continue
-        images.append(torch.from_numpy(chunk["image"]))
-        keys += chunk["key"]
-        padded += n if chunk["padding"] else 0
+        images.append(torch.from_numpy(chunk["images"]))
+        keys += chunk["keys"]
+        padded += chunk["padded"]
         have += n
         while have >= batch_size:
             joined = torch.cat(images) if len(images) > 1 else images[0]
             take_padded = max(0, padded - (have - batch_size))
-            yield {"image": joined[:batch_size], "key": keys[:batch_size], "skipped": skipped, "padded": take_padded}
+            yield {"images": joined[:batch_size], "keys": keys[:batch_size], "skipped": skipped, "padded": take_padded}
             rest = joined[batch_size:]
             images, keys = ([rest] if len(rest) else []), keys[batch_size:]
             have -= batch_size
@@ -255,7 +256,7 @@ class RankBatches:
             self.dataset.set_epoch(epoch, pass_)
             got = 0
             for chunk in self._loader():
-                got += len(chunk["key"])
+                got += len(chunk["keys"])
                 yield chunk
             if not got:
                 raise DataError(

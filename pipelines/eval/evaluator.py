@@ -23,7 +23,7 @@ from torch import nn
 from gan_core.interface import GAN
 from gan_core.metrics import MetricSuite, make_suite
 from gan_core.nets.modes import eval_mode
-from pipelines.config.schema import RunConfig
+from pipelines.config.schema import GanforgeConfig
 from pipelines.core.distributed import world_size
 from pipelines.core.tensors import to_uint8
 from pipelines.data.manifest import Dataset
@@ -143,7 +143,7 @@ class Evaluator:
 
 
 def make_evaluator(
-    cfg: RunConfig, gan: GAN, dataset: Dataset, domains: dict[str, str], device: torch.device
+    cfg: GanforgeConfig, gan: GAN, dataset: Dataset, domains: dict[str, str], device: torch.device
 ) -> Evaluator:
     """The evaluator a run's config asks for; Inception when its weights are found."""
     suite = make_suite(cfg.eval.inception_weights or None, device)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import gan_core
 from cluster.connect import alive_nodes, connect
-from pipelines.config import RunConfig
+from pipelines.config import GanforgeConfig
 from pipelines.tracking import store
 from pipelines.tracking.runs import end_run
 from pipelines.train.paths import resolved
@@ -29,7 +29,7 @@ class TrainOutcome:
 
 
 def train(
-    cfg: RunConfig,
+    cfg: GanforgeConfig,
     address: str | None = None,
     progress: bool = True,
     verbose: bool = False,

@@ -7,7 +7,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from pipelines.config import RunConfig
+from pipelines.config import GanforgeConfig
 from pipelines.tracking import store
 
 
@@ -17,7 +17,7 @@ def _absolute(path: str) -> str:
     return path if "://" in path or path.startswith("pipe:") else str(Path(path).expanduser().resolve())
 
 
-def resolved(cfg: RunConfig, workdir: Path | None = None) -> RunConfig:
+def resolved(cfg: GanforgeConfig, workdir: Path | None = None) -> GanforgeConfig:
     """Absolute paths and store URIs, so workers in other directories find the same things."""
     workdir = (workdir or Path.cwd()).resolve()
     tracking = store.resolve(cfg.tracking, workdir)

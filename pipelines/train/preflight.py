@@ -12,7 +12,7 @@ import gan_core
 from cluster.capacity import Capacity, Request, ask_autoscaler, ensure, of_connected
 from cluster.connect import TRIAL_RESOURCE
 from gan_core.metrics.inception import WEIGHTS_ENV, weights_path
-from pipelines.config import RunConfig, to_dict
+from pipelines.config import GanforgeConfig, to_dict
 from pipelines.config.space import check_strategy, parse_space, with_seeds
 from pipelines.data.batches import resolve_domains
 from pipelines.data.loader import StreamSpec, check_exact
@@ -23,7 +23,7 @@ from pipelines.tracking.runs import check_reachable
 from pipelines.train.trainer import worker_resources
 
 
-def check_data(cfg: RunConfig) -> None:
+def check_data(cfg: GanforgeConfig) -> None:
     """Fail in the driver, with a clear message, before Ray starts any worker."""
     if not cfg.data.path:
         raise DataError("no data given: pass --data SHARD_FOLDER (see `ganforge data shard`)")
@@ -39,7 +39,7 @@ def check_data(cfg: RunConfig) -> None:
         check_exact(dataset.domain(domain), spec)
 
 
-def check_eval(cfg: RunConfig) -> None:
+def check_eval(cfg: GanforgeConfig) -> None:
     """A configured Inception weights file must exist; without one, say once which metrics
     the run will report instead."""
     weights = cfg.eval.inception_weights
@@ -53,7 +53,7 @@ def check_eval(cfg: RunConfig) -> None:
         )
 
 
-def check_search(cfg: RunConfig) -> dict:
+def check_search(cfg: GanforgeConfig) -> dict:
     """A search's own settings; returns its dimensions (``tune.space``, and the seeds)."""
     if not cfg.eval.every:
         raise ConfigError("ganforge tune ranks trials by their evaluations: eval.every must be > 0")
@@ -67,7 +67,7 @@ def check_search(cfg: RunConfig) -> dict:
     return dims
 
 
-def check_run(cfg: RunConfig) -> None:
+def check_run(cfg: GanforgeConfig) -> None:
     """Everything about a run (each trial of a search, too) that can be checked before
     connecting to Ray."""
     check_data(cfg)
@@ -79,14 +79,14 @@ def check_run(cfg: RunConfig) -> None:
         )
 
 
-def resource_request(cfg: RunConfig, search: bool = False) -> Request:
+def resource_request(cfg: GanforgeConfig, search: bool = False) -> Request:
     """What one run (or one trial, whose driver takes a ``ganforge_trial`` unit) asks of Ray."""
     if search:
         return Request(cfg.train.workers, worker_resources(cfg), {TRIAL_RESOURCE: 1}, "--workers-per-trial")
     return Request(cfg.train.workers, worker_resources(cfg))
 
 
-def check_capacity(cfg: RunConfig, address: str | None, search: bool = False) -> Capacity:
+def check_capacity(cfg: GanforgeConfig, address: str | None, search: bool = False) -> Capacity:
     """In a process connected to Ray: refuse a request the cluster can never hold, or wait
     (``train.wait_timeout``) for an autoscaler to grow the cluster until it does."""
     address = address or os.environ.get("RAY_ADDRESS")

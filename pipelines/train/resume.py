@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipelines.config import ConfigError, RunConfig, build
+from pipelines.config import ConfigError, GanforgeConfig, build
 from pipelines.config.load import apply_overrides
 from pipelines.config.schema import TrackingConfig
 from pipelines.core.checkpoint import CONFIG, STATE
@@ -60,7 +60,7 @@ def find_checkpoint(source: str, tracking: TrackingConfig) -> Path:
     raise NotFound(f"no checkpoint at {source} (a checkpoint folder holds {STATE}), and it is not an MLflow run id")
 
 
-def resume_config(gan: str, checkpoint: Path, overrides: Iterable[str]) -> RunConfig:
+def resume_config(gan: str, checkpoint: Path, overrides: Iterable[str]) -> GanforgeConfig:
     """The checkpoint's config with ``overrides`` on top (e.g. more steps)."""
     tree = json.loads((checkpoint / CONFIG).read_text())
     if tree.get("gan") != gan:

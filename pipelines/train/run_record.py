@@ -6,18 +6,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pipelines.config import RunConfig, flatten, to_dict
+from pipelines.config import GanforgeConfig, flatten, to_dict
 from pipelines.errors import TrainingFailed, user_error_of
 from pipelines.tracking.runs import end_run, git_commit, reopen_run, start_run
 from pipelines.train.resume import STORAGE_TAG
 
 
-def run_params(cfg: RunConfig) -> dict[str, Any]:
+def run_params(cfg: GanforgeConfig) -> dict[str, Any]:
     """A training run's MLflow params: its whole config but its own id and the search settings."""
     return {k: v for k, v in flatten(to_dict(cfg)).items() if k != "tracking.run_id" and not k.startswith("tune.")}
 
 
-def open_run(cfg: RunConfig, resume_from: str | None) -> RunConfig:
+def open_run(cfg: GanforgeConfig, resume_from: str | None) -> GanforgeConfig:
     """A new MLflow run, or for a resume the run being continued, reopened; the returned
     config names it (``tracking.run_id``), so workers and checkpoints know it too."""
     storage = {STORAGE_TAG: cfg.train.storage_path}  # where `--resume RUN_ID` finds checkpoints
@@ -37,7 +37,7 @@ def open_run(cfg: RunConfig, resume_from: str | None) -> RunConfig:
     return dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id))
 
 
-def close_failed(cfg: RunConfig, exc: BaseException) -> BaseException:
+def close_failed(cfg: GanforgeConfig, exc: BaseException) -> BaseException:
     """End the MLflow run as FAILED (or KILLED) and return the error the caller should see."""
     run_id = cfg.tracking.run_id
     user_error = user_error_of(exc)

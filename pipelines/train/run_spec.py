@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.config import RunConfig
+from pipelines.config import GanforgeConfig
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    config: RunConfig  # validated by the driver; ``config.tracking.run_id`` names the MLflow run
+    config: GanforgeConfig  # validated by the driver; ``config.tracking.run_id`` names the MLflow run
     resume_from: str | None = None  # a checkpoint folder that `train --resume` or a Tune exploit names
     progress: Any = None  # the driver's progress queue (a Ray actor handle); None in a Tune trial
     relay: Any = None  # the relay actor to a loopback MLflow server; None where rank 0 reaches it

@@ -15,7 +15,7 @@ import dataclasses
 import functools
 from typing import Any
 
-from pipelines.config import RunConfig
+from pipelines.config import GanforgeConfig
 from pipelines.train.run_spec import RunSpec
 
 
@@ -68,6 +68,6 @@ def make_trainer(spec: RunSpec, name: str, callbacks: list | None = None):
     )
 
 
-def worker_resources(cfg: RunConfig) -> dict[str, float]:
+def worker_resources(cfg: GanforgeConfig) -> dict[str, float]:
     """What each Ray Train worker reserves: its torch threads' CPUs, and a GPU on GPU runs."""
     return {"CPU": cfg.train.threads_per_worker, **({"GPU": 1} if cfg.train.use_gpu else {})}

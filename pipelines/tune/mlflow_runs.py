@@ -9,7 +9,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from pipelines.config import RunConfig, flatten, to_dict
+from pipelines.config import GanforgeConfig, flatten, to_dict
 from pipelines.config.schema import TrackingConfig
 from pipelines.tracking.runs import end_run, experiment_id, git_commit, reopen_run, start_run
 from pipelines.train.run_record import run_params
@@ -21,7 +21,7 @@ REASON_TAG = "ganforge.stop_reason"
 RESTORED_TAG = "ganforge.restored_from"
 
 
-def open_search_run(cfg: RunConfig, name: str, space: dict[str, str], concurrency: int) -> str:
+def open_search_run(cfg: GanforgeConfig, name: str, space: dict[str, str], concurrency: int) -> str:
     commit = git_commit()
     params = {
         **{k: v for k, v in flatten(to_dict(cfg)).items() if k != "tracking.run_id"},
@@ -39,11 +39,11 @@ def open_search_run(cfg: RunConfig, name: str, space: dict[str, str], concurrenc
     return start_run(_named(cfg, f"search-{name}"), cfg.gan, params, tags)
 
 
-def _named(cfg: RunConfig, run_name: str) -> TrackingConfig:
+def _named(cfg: GanforgeConfig, run_name: str) -> TrackingConfig:
     return dataclasses.replace(cfg.tracking, run_name=run_name)
 
 
-def find_trial_run(cfg: RunConfig, parent: str, trial_id: str) -> str | None:
+def find_trial_run(cfg: GanforgeConfig, parent: str, trial_id: str) -> str | None:
     client = MlflowClient(cfg.tracking.uri)
     exp = experiment_id(client, cfg.tracking, cfg.gan)
     runs = client.search_runs(
@@ -53,7 +53,7 @@ def find_trial_run(cfg: RunConfig, parent: str, trial_id: str) -> str | None:
 
 
 def trial_run(
-    cfg: RunConfig, parent: str, search: str, trial_id: str, point: dict[str, Any], restored_from: str | None
+    cfg: GanforgeConfig, parent: str, search: str, trial_id: str, point: dict[str, Any], restored_from: str | None
 ) -> str:
     """The trial's child run: reopened if the trial ran before (PBT exploit, resumed search),
     else created with the trial's config as params and its sampled point as tags."""
@@ -76,7 +76,7 @@ def trial_run(
     return start_run(_named(cfg, f"{search}-{trial_id}"), cfg.gan, run_params(cfg), tags)
 
 
-def end_trial_run(cfg: RunConfig, parent: str, trial_id: str, status: str, reason: str, detail: str = "") -> None:
+def end_trial_run(cfg: GanforgeConfig, parent: str, trial_id: str, status: str, reason: str, detail: str = "") -> None:
     run_id = find_trial_run(cfg, parent, trial_id)
     if run_id is None:  # the trial never got as far as creating it
         return

@@ -7,11 +7,11 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from pipelines.config import ConfigError, RunConfig
+from pipelines.config import ConfigError, GanforgeConfig
 from pipelines.config.space import Dimension, check_strategy, parse_points
 
 
-def search_algorithm(cfg: RunConfig, dims: dict[str, Dimension], limit: int = 0) -> Any:
+def search_algorithm(cfg: GanforgeConfig, dims: dict[str, Dimension], limit: int = 0) -> Any:
     """At most ``limit`` trials at once (0: no limit): Tune ignores ``max_concurrent_trials``
     with its own random/grid generator, so the limit is set on the algorithm itself."""
     check_strategy(cfg, dims)
@@ -40,7 +40,7 @@ def search_algorithm(cfg: RunConfig, dims: dict[str, Dimension], limit: int = 0)
     return ConcurrencyLimiter(searcher, max_concurrent=limit) if limit else searcher
 
 
-def scheduler(cfg: RunConfig, dims: dict[str, Dimension]) -> Any:
+def scheduler(cfg: GanforgeConfig, dims: dict[str, Dimension]) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
 
     every = cfg.eval.every

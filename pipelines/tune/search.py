@@ -17,7 +17,7 @@ from typing import Any
 from cluster.capacity import Capacity
 from cluster.connect import TRIAL_RESOURCE, alive_nodes, connect
 from gan_core.metrics.inception import weights_path
-from pipelines.config import ConfigError, RunConfig, build, to_dict
+from pipelines.config import ConfigError, GanforgeConfig, build, to_dict
 from pipelines.data.manifest import read_dataset
 from pipelines.errors import NotFound, SearchInterrupted
 from pipelines.tracking import store
@@ -52,7 +52,7 @@ class SearchOutcome:
     tracking: store.TrackingConfig
 
 
-def objective_metric(cfg: RunConfig, resolution: int) -> str:
+def objective_metric(cfg: GanforgeConfig, resolution: int) -> str:
     """The eval metric trials are ranked by (minimised)."""
     if cfg.tune.metric != "auto":
         return f"eval/{cfg.tune.metric}"
@@ -61,14 +61,14 @@ def objective_metric(cfg: RunConfig, resolution: int) -> str:
     return "eval/swd" if resolution >= 16 else "eval/kid_pixels"  # SWD needs room for its pyramid
 
 
-def for_trials(cfg: RunConfig) -> RunConfig:
+def for_trials(cfg: GanforgeConfig) -> GanforgeConfig:
     """Settings every trial runs with: checkpoints at evaluations (each report Tune scores
     carries one, for PBT), the stability monitor on, enough checkpoints kept per trial."""
     train = dataclasses.replace(cfg.train, checkpoint_every=cfg.eval.every, keep_checkpoints=_checkpoints_kept(cfg))
     return dataclasses.replace(cfg, train=train, stability=dataclasses.replace(cfg.stability, check=True))
 
 
-def _checkpoints_kept(cfg: RunConfig) -> int:
+def _checkpoints_kept(cfg: GanforgeConfig) -> int:
     """A PBT exploit restarts a trial from the checkpoint the better trial had when PBT chose
     it; that trial trains on meanwhile, so its checkpoints of two perturbation intervals stay."""
     if cfg.tune.scheduler == "pbt":
@@ -76,7 +76,7 @@ def _checkpoints_kept(cfg: RunConfig) -> int:
     return max(cfg.train.keep_checkpoints, 2)
 
 
-def concurrency(cfg: RunConfig, capacity: Capacity) -> int:
+def concurrency(cfg: GanforgeConfig, capacity: Capacity) -> int:
     """As many trials as the cluster holds at once (never more than there are trials, and at
     least one: the preflight has checked that one fits): each trial's workers take CPUs (GPUs);
     the trial's own driver takes only a ``ganforge_trial`` unit, so it never holds a CPU its
@@ -88,12 +88,12 @@ def concurrency(cfg: RunConfig, capacity: Capacity) -> int:
     return max(1, min(limit, fits, int(capacity.totals().get(TRIAL_RESOURCE, 1))))
 
 
-def _trials_total(cfg: RunConfig, dims: dict) -> int:
+def _trials_total(cfg: GanforgeConfig, dims: dict) -> int:
     grid = math.prod(len(d.values) for d in dims.values() if d.kind == "grid")
     return cfg.tune.samples * grid
 
 
-def _tuner(cfg: RunConfig, search: dict[str, Any], dims: dict, limit: int, callbacks: list, resume: bool):
+def _tuner(cfg: GanforgeConfig, search: dict[str, Any], dims: dict, limit: int, callbacks: list, resume: bool):
     from ray import tune
 
     trainable = tune.with_resources(tune.with_parameters(run_trial, search=search), {TRIAL_RESOURCE: 1})
@@ -123,7 +123,7 @@ def _tuner(cfg: RunConfig, search: dict[str, Any], dims: dict, limit: int, callb
     )
 
 
-def _prepare(cfg: RunConfig, name: str | None, resume: bool) -> tuple[RunConfig, str, Path]:
+def _prepare(cfg: GanforgeConfig, name: str | None, resume: bool) -> tuple[GanforgeConfig, str, Path]:
     cfg = resolved(cfg)
     name = name or f"{cfg.gan}-{Path(cfg.data.path).name}-{time.strftime('%m%d-%H%M%S')}"
     folder = Path(cfg.train.storage_path) / name
@@ -141,7 +141,7 @@ def _prepare(cfg: RunConfig, name: str | None, resume: bool) -> tuple[RunConfig,
 
 
 def run_search(
-    cfg: RunConfig,
+    cfg: GanforgeConfig,
     name: str | None = None,
     address: str | None = None,
     resume: bool = False,

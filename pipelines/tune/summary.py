@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
-from pipelines.config import RunConfig
+from pipelines.config import GanforgeConfig
 from pipelines.config.space import SEED_KEY, apply_point
 from pipelines.errors import NotFound
 from pipelines.tune.mlflow_runs import find_trial_run
@@ -46,7 +46,7 @@ class Trial:
         return self.reason == "completed" and math.isfinite(self.objective)
 
 
-def collect(results: Any, cfg: RunConfig, parent: str) -> list[Trial]:
+def collect(results: Any, cfg: GanforgeConfig, parent: str) -> list[Trial]:
     trials = []
     for result in results:
         metrics = result.metrics or {}
@@ -134,7 +134,7 @@ def write_csv(trials: list[Trial], path: Path) -> None:
             )
 
 
-def heatmap(trials: list[Trial], metric: str, path: Path, cfg: RunConfig) -> bool:
+def heatmap(trials: list[Trial], metric: str, path: Path, cfg: GanforgeConfig) -> bool:
     """Final metric over (lr_G, lr_D), log axes; stopped trials as crosses, the best starred.
     False (nothing drawn) when the search did not vary both learning rates."""
     points = [t for t in trials if {"optim.lr_g", "optim.lr_d"} <= t.point.keys()]
@@ -235,7 +235,7 @@ def register_best(client: MlflowClient, gan: str, best: Trial) -> str | None:
 
 
 def record(
-    cfg: RunConfig, base_tree: dict[str, Any], parent: str, trials: list[Trial], configs: list[Trial], metric: str
+    cfg: GanforgeConfig, base_tree: dict[str, Any], parent: str, trials: list[Trial], configs: list[Trial], metric: str
 ) -> Trial | None:
     """Write the search's results into its parent run; returns the best of ``configs`` (the
     trials, or with several seeds the points pooled over them). ``base_tree``: the user's

@@ -9,7 +9,7 @@ from typing import Any
 from ray.tune import Callback
 from tqdm import tqdm
 
-from pipelines.config import RunConfig
+from pipelines.config import GanforgeConfig
 from pipelines.tune.mlflow_runs import end_trial_run
 
 UNSTABLE = ("diverged", "d_overpowers", "mode_collapse")
@@ -26,7 +26,7 @@ STATUS = {"completed": "FINISHED", "early_stopped": "KILLED", **{r: "FAILED" for
 
 
 class SearchTracker(Callback):
-    def __init__(self, cfg: RunConfig, parent: str, total: int, enabled: bool):
+    def __init__(self, cfg: GanforgeConfig, parent: str, total: int, enabled: bool):
         self.cfg, self.parent = cfg, parent
         self.best = math.inf
         self.reasons: dict[str, int] = {}
