@@ -47,7 +47,6 @@ def measure(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
     """Time ``args.steps`` steps after ``args.warmup`` in this process."""
     import torch
 
-    import gan_core
     from pipelines.core.device import amp_mode, channels_last, configure_device
     from pipelines.core.engine import Engine
     from pipelines.core.tensors import to_model_batch
@@ -57,10 +56,9 @@ def measure(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
     configure_device(cfg.train, device)
     torch.set_num_threads(args.threads)
     channels = 1 if gan in ONE_DOMAIN else 3  # the demo data's: grey digits, RGB pairs
-    model = gan_core.get(gan)(cfg.model, size, channels)
-    engine = Engine(model, cfg.optim, cfg.train, device, cfg.data.batch_size)
+    engine = Engine.for_config(cfg, size, channels, device)
     shape = (cfg.data.batch_size, channels, size, size)
-    raw = {"images": {key: torch.randint(0, 256, shape, dtype=torch.uint8) for key in model.domains}}
+    raw = {"images": {key: torch.randint(0, 256, shape, dtype=torch.uint8) for key in engine.gan.domains}}
 
     def step() -> dict[str, torch.Tensor]:
         return engine.train_step(to_model_batch(raw, device, hflip=True))
@@ -81,7 +79,7 @@ def measure(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mib()
     if args.profile:
         write_profile(step, sync, device, f"{args.profile}-{gan}-{size}.txt")
-    images = cfg.data.batch_size * len(model.domains)  # a translation GAN reads one batch per domain
+    images = cfg.data.batch_size * len(engine.gan.domains)  # a translation GAN reads one batch per domain
     return {
         "gan": gan,
         "size": size,

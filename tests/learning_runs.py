@@ -8,12 +8,12 @@ from __future__ import annotations
 import torch
 from conftest import invert
 
-import gan_core
 from gan_core.metrics import sliced_wasserstein_distance
 from gan_core.nets.modes import eval_mode
 from pipelines.config import load
 from pipelines.core import loop
 from pipelines.core.engine import Engine
+from pipelines.core.tensors import from_uint8
 from pipelines.data.batches import Batches
 from pipelines.data.demo import photo_crops
 from pipelines.data.loader import RankBatches, StreamSpec
@@ -55,13 +55,7 @@ def _train(name, steps, overrides, shards, domains, data_order):
     torch.set_num_threads(1)
     ds = read_dataset(shards)
     cfg = load(name, overrides=[f"train.steps={steps}", *QUIET, *overrides])
-    engine = Engine(
-        gan_core.get(name)(cfg.model, ds.resolution, ds.channels),
-        cfg.optim,
-        cfg.train,
-        torch.device("cpu"),
-        cfg.data.batch_size,
-    )
+    engine = Engine.for_config(cfg, ds.resolution, ds.channels, torch.device("cpu"))
     data = Batches(ds, domains, StreamSpec(mode="resampled", loader_workers=0, seed=data_order), cfg.data.batch_size)
     return engine, lambda: loop.run(cfg, engine, data, loop.CollectingHooks())
 
@@ -70,16 +64,14 @@ def unconditional(name: str, shards: str, data_order: int = 0) -> dict[str, floa
     """SWD between 500 real digits and as many samples, before and after training."""
     steps, overrides, _ = UNCONDITIONAL[name]
     engine, train = _train(name, steps, overrides, shards, {"image": "image"}, data_order)
-    real = (
+    real = from_uint8(
         next(
             iter(
                 RankBatches(
                     read_dataset(shards).domain("image"), StreamSpec(mode="exact", loader_workers=0), 16, 1, 500
                 ).epoch(0)
             )
-        )["image"].float()
-        / 127.5
-        - 1
+        )["images"]
     )
 
     def swd() -> float:

@@ -4,7 +4,6 @@ schedule. (Checkpoint round trips and DDP are tested for every GAN in test_gans.
 import pytest
 import torch
 
-import gan_core
 from gan_core.interface import Phase
 from pipelines.config import load
 from pipelines.core.engine import Engine, lazy_ratio, lr_factor
@@ -13,8 +12,8 @@ OVERRIDES = ["model.ngf=8", "model.ndf=8", "model.latent_dim=16"]
 
 
 def _engine(extra=()):
-    cfg = load("lsgan", overrides=[*OVERRIDES, *extra])
-    return Engine(gan_core.get("lsgan")(cfg.model, 16, 1), cfg.optim, cfg.train, torch.device("cpu"), 8), cfg
+    cfg = load("lsgan", overrides=[*OVERRIDES, "data.batch_size=8", *extra])
+    return Engine.for_config(cfg, 16, 1, torch.device("cpu")), cfg
 
 
 def _batch(seed):

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-import gan_core
 from gan_core.losses import least_squares_d, least_squares_g
 from gan_core.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from pipelines.config import load
@@ -40,9 +39,10 @@ def test_least_squares_losses_follow_the_abc_coding():
 
 
 def _engine(overrides=()):
-    cfg = load("lsgan", overrides=["model.ngf=8", "model.ndf=8", "model.latent_dim=16", *overrides])
-    gan = gan_core.get("lsgan")(cfg.model, 16, 1)
-    return Engine(gan, cfg.optim, cfg.train, torch.device("cpu"), batch_size=8), cfg
+    cfg = load(
+        "lsgan", overrides=["model.ngf=8", "model.ndf=8", "model.latent_dim=16", "data.batch_size=8", *overrides]
+    )
+    return Engine.for_config(cfg, 16, 1, torch.device("cpu")), cfg
 
 
 def test_lr_g_and_lr_d_reach_their_own_optimizers():

@@ -14,6 +14,7 @@ from gan_core.metrics import (
     kernel_distance,
     sliced_wasserstein_distance,
 )
+from pipelines.core.tensors import from_uint8
 from pipelines.data.loader import RankBatches, StreamSpec
 from pipelines.data.manifest import read_dataset
 
@@ -67,16 +68,14 @@ def test_distances_reject_mismatched_inputs():
 
 def test_swd_and_kid_rank_real_below_blurred_below_noise(digit_shards):
     ds = read_dataset(digit_shards)
-    images = (
+    images = from_uint8(
         next(
             iter(
                 RankBatches(
                     ds.domain("image"), StreamSpec(mode="exact", loader_workers=0), ds.resolution, ds.channels, 1600
                 ).epoch(0)
             )
-        )["image"].float()
-        / 127.5
-        - 1
+        )["images"]
     )
     real_a, real_b = images[:800], images[800:]
     blurred = F.avg_pool2d(F.pad(real_b, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
@@ -101,7 +100,7 @@ def _digit_images(digit_shards, n=600):
             ).epoch(0)
         )
     )
-    return batch["image"].float() / 127.5 - 1
+    return from_uint8(batch["images"])
 
 
 def test_without_weights_the_suite_reports_weights_free_metrics_under_their_own_names(digit_shards, monkeypatch):

@@ -21,8 +21,7 @@ BATCH = 4
 def tiny_engine(name: str, extra=(), batch_size: int = BATCH) -> Engine:
     overrides, resolution, channels = TINY[name]
     cfg = load(name, overrides=[*overrides, f"data.batch_size={batch_size}", *extra])
-    gan = gan_core.get(name)(cfg.model, resolution, channels)
-    return Engine(gan, cfg.optim, cfg.train, torch.device("cpu"), batch_size)
+    return Engine.for_config(cfg, resolution, channels, torch.device("cpu"))
 
 
 def tiny_batch(name: str, seed: int, batch_size: int = BATCH) -> dict[str, torch.Tensor]:

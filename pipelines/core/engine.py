@@ -20,9 +20,10 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+import gan_core
 from gan_core.interface import GAN, GENERATOR, Phase
 from gan_core.nets.modes import eval_mode
-from pipelines.config.schema import OptimConfig, TrainConfig
+from pipelines.config.schema import GanforgeConfig, OptimConfig, TrainConfig
 from pipelines.core.device import amp_mode, channels_last
 from pipelines.core.distributed import world_size
 from pipelines.core.guard import NonFiniteGuard, all_finite
@@ -77,6 +78,12 @@ class Engine:
         self.batch_size = batch_size
         self.ema = self._make_ema()
         self.guard = NonFiniteGuard(train.max_nonfinite_steps)
+
+    @classmethod
+    def for_config(cls, cfg: GanforgeConfig, resolution: int, channels: int, device: torch.device) -> Engine:
+        """The registered GAN ``cfg.gan`` for images of this size, and its engine."""
+        gan = gan_core.get(cfg.gan)(cfg.model, resolution, channels)
+        return cls(gan, cfg.optim, cfg.train, device, cfg.data.batch_size)
 
     # --- construction -------------------------------------------------------------------
     def _wrap(self, net: nn.Module) -> nn.Module:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import torch
 
-import gan_core
 from pipelines.config.schema import GanforgeConfig
 from pipelines.core.engine import Engine
 from pipelines.data.batches import Batches, resolve_domains
@@ -15,9 +14,8 @@ from pipelines.data.manifest import Dataset
 
 
 def build_engine(cfg: GanforgeConfig, dataset: Dataset, device: torch.device) -> Engine:
-    gan = gan_core.get(cfg.gan)(cfg.model, dataset.resolution, dataset.channels)
     torch.manual_seed(cfg.train.seed)  # the same initial weights for the same seed: runs are reproducible
-    return Engine(gan, cfg.optim, cfg.train, device, cfg.data.batch_size)
+    return Engine.for_config(cfg, dataset.resolution, dataset.channels, device)
 
 
 def build_batches(cfg: GanforgeConfig, dataset: Dataset, engine: Engine, rank: int = 0, world: int = 1) -> Batches:
