@@ -17,7 +17,7 @@ from pipelines.train.preflight import check_capacity, check_run
 from pipelines.train.progress import Progress
 from pipelines.train.run_record import close_failed, open_run
 from pipelines.train.run_spec import RunSpec
-from pipelines.train.trainer import make_trainer
+from pipelines.train.torch_trainer import torch_trainer
 
 
 @dataclass
@@ -51,7 +51,7 @@ def train(
         queue = Queue(maxsize=1000, actor_options={"num_cpus": 0})  # must not take a worker's CPU
         groups = tuple(sorted(gan_core.get(cfg.gan).groups))  # D before G, as the bar always showed them
         bar = Progress(queue, cfg.train.steps, progress, groups)
-        result = make_trainer(RunSpec(cfg, resume_from, progress=queue), name).fit()
+        result = torch_trainer(RunSpec(cfg, resume_from, progress=queue), name).fit()
     except BaseException as exc:
         error = close_failed(cfg, exc)
         if error is exc:

@@ -20,7 +20,7 @@ from pipelines.data.manifest import read_dataset
 from pipelines.errors import ConfigError, DataError
 from pipelines.tracking import store
 from pipelines.tracking.runs import check_reachable
-from pipelines.train.trainer import worker_resources
+from pipelines.train.torch_trainer import worker_resources
 
 
 def check_data(cfg: GanforgeConfig) -> None:

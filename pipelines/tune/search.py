@@ -81,7 +81,7 @@ def concurrency(cfg: GanforgeConfig, capacity: Capacity) -> int:
     least one: the preflight has checked that one fits): each trial's workers take CPUs (GPUs);
     the trial's own driver takes only a ``ganforge_trial`` unit, so it never holds a CPU its
     workers wait for."""
-    from pipelines.train.trainer import worker_resources
+    from pipelines.train.torch_trainer import worker_resources
 
     fits = capacity.workers_fit(worker_resources(cfg)) // cfg.train.workers
     limit = cfg.tune.max_concurrent or fits

@@ -26,7 +26,7 @@ from pipelines.config import build
 from pipelines.config.space import apply_point
 from pipelines.errors import Diverged, user_error_of
 from pipelines.train.run_spec import RunSpec
-from pipelines.train.trainer import make_trainer
+from pipelines.train.torch_trainer import torch_trainer
 from pipelines.tune.mlflow_runs import trial_run
 
 POINTER = "train_checkpoint.json"
@@ -93,7 +93,7 @@ def run_trial(point: dict[str, Any], search: dict[str, Any]) -> None:
     queue: Queue = Queue(actor_options={"num_cpus": 0})
     # A fresh Train run name per start: a restarted trial resumes from the checkpoint Tune gives
     # it (which, after an exploit, is another trial's), never from this name's own storage.
-    trainer = make_trainer(
+    trainer = torch_trainer(
         RunSpec(cfg, resume_from), f"{trial_id}-{uuid.uuid4().hex[:6]}", callbacks=[ForwardReports(queue)]
     )
     failure: list[BaseException] = []

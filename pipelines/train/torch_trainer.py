@@ -1,4 +1,4 @@
-"""A run's Ray Train ``TorchTrainer`` (``make_trainer``), without the Ray Data actor that
+"""A run's Ray Train ``TorchTrainer`` (``torch_trainer``), without the Ray Data actor that
 ganforge never uses.
 
 Ray Train V2 starts a ``DatasetManager`` actor for every run, whether or not the trainer was
@@ -20,7 +20,7 @@ from pipelines.train.run_spec import RunSpec
 
 
 @functools.cache
-def torch_trainer_class() -> type:
+def _trainer_class() -> type:
     from ray.train.torch import TorchTrainer
 
     try:
@@ -40,7 +40,7 @@ def torch_trainer_class() -> type:
     return GanTrainer
 
 
-def make_trainer(spec: RunSpec, name: str, callbacks: list | None = None):
+def torch_trainer(spec: RunSpec, name: str, callbacks: list | None = None):
     """The run's ``TorchTrainer``; called in the process that created the MLflow run, whose
     node reaches the tracking server, so a loopback server gets its relay here."""
     from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
@@ -51,7 +51,7 @@ def make_trainer(spec: RunSpec, name: str, callbacks: list | None = None):
     from pipelines.train.ray_worker import train_worker
 
     cfg, train = spec.config, spec.config.train
-    return torch_trainer_class()(
+    return _trainer_class()(
         train_worker,
         train_loop_config={"run": dataclasses.replace(spec, relay=start_relay(cfg.tracking.uri))},
         scaling_config=ScalingConfig(
