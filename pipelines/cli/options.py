@@ -48,3 +48,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 def run_option_overrides(args: argparse.Namespace) -> dict[str, object]:
     return {"tracking.uri": args.tracking_uri, "train.wait_timeout": args.wait_timeout}
+
+
+def as_overrides(flags: dict[str, object]) -> list[str]:
+    """The flags a user gave, as ``key=value`` overrides (before --set, which wins)."""
+    return [f"{key}={value}" for key, value in flags.items() if value is not None]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.cli.options import add_cluster_options, add_config_options, add_run_options, run_option_overrides
+from pipelines.cli.options import (
+    add_cluster_options,
+    add_config_options,
+    add_run_options,
+    as_overrides,
+    run_option_overrides,
+)
 from pipelines.cli.ui_cmd import ui_hint
 from pipelines.config import ConfigError, GanforgeConfig, build, load
 from pipelines.config.load import apply_overrides
@@ -46,7 +52,7 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
         "train.use_gpu": True if args.gpus else None,
         **run_option_overrides(args),
     }
-    return [f"{key}={value}" for key, value in flags.items() if value is not None]
+    return as_overrides(flags)
 
 
 def from_search(gan: str, parent: str, overrides: list[str], tracking_uri: str) -> GanforgeConfig:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.cli.options import add_cluster_options, add_config_options, add_run_options, run_option_overrides
+from pipelines.cli.options import (
+    add_cluster_options,
+    add_config_options,
+    add_run_options,
+    as_overrides,
+    run_option_overrides,
+)
 from pipelines.cli.ui_cmd import ui_hint
 from pipelines.config import load
 from pipelines.config.schema import DEFAULT_SPACE, SCHEDULERS, SEARCHES
@@ -52,7 +58,7 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
         "tune.scheduler": args.scheduler,
         **run_option_overrides(args),
     }
-    return [f"{key}={value}" for key, value in flags.items() if value is not None]
+    return as_overrides(flags)
 
 
 def run(args: argparse.Namespace) -> None:
