@@ -10,6 +10,7 @@ import csv
 import math
 import statistics
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,7 +246,8 @@ def record(
     counts = {
         f"trials/{r}": sum(t.reason == r for t in trials) for r in ("completed", "early_stopped", *UNSTABLE, "error")
     }
-    metrics = [Metric(k, float(v), 0, 0) for k, v in counts.items()]
+    now = int(time.time() * 1000)  # a real timestamp: 0 reads as 1970 in the UI
+    metrics = [Metric(k, float(v), now, 0) for k, v in counts.items()]
     with tempfile.TemporaryDirectory(prefix="ganforge-search-") as folder:
         write_csv(trials, Path(folder, "trials.csv"))
         if configs is not trials:
@@ -258,9 +260,9 @@ def record(
         client.log_artifacts(parent, folder)
     params = []
     if best is not None:
-        metrics.append(Metric("best/objective", best.objective, 0, 0))
+        metrics.append(Metric("best/objective", best.objective, now, 0))
         if best.seeds > 1:
-            metrics.append(Metric("best/objective_std", best.spread, 0, 0))
+            metrics.append(Metric("best/objective_std", best.spread, now, 0))
         params = [Param(f"best.{k}", str(v)) for k, v in best.point.items()]
         params += [Param("best.trial_id", best.trial_id), Param("best.run_id", best.run_id or "")]
         logged = client.get_run(parent).data.params  # a resumed search ends a second time
