@@ -62,14 +62,16 @@ def _absolute(path: str) -> str:
 
 
 def requested(command: list[str]):
-    """What a submitted `train` or `tune` asks of the cluster, read as the job will read it
-    (a mistyped command fails here, before it is sent); None for other commands, or where the
-    command's config files are not on this machine (the job's own preflight checks it then)."""
+    """What a submitted `train` or `tune` asks of the cluster, read as the job will read it:
+    a mistyped command, a bad config value or a search that cannot work fails here, before it
+    is sent (data and weights may be paths on the cluster: the job's own preflight checks
+    them). None for other commands, or where the command's config files are not on this
+    machine."""
     if command[:1] not in (["train"], ["tune"]):
         return None
     from pipelines.cli import main, train_cmd, tune_cmd
     from pipelines.config import ConfigError, load
-    from pipelines.train.preflight import resource_request
+    from pipelines.train.preflight import check_search, resource_request
 
     args = main.parser().parse_args(command)
     flags = train_cmd.flag_overrides(args) if args.command == "train" else tune_cmd.flag_overrides(args)
@@ -79,6 +81,8 @@ def requested(command: list[str]):
         if all(Path(f).is_file() for f in args.config):
             raise
         return None
+    if args.command == "tune":
+        check_search(cfg)
     return resource_request(cfg, search=args.command == "tune")
 
 
