@@ -6,7 +6,7 @@ import pytest
 
 from cluster import jobs, state
 from cluster.runtime_env import job_runtime_env
-from pipelines.cli.submit_cmd import absolute_data_paths
+from pipelines.cli.submit_cmd import absolute_data_paths, requested
 from pipelines.config import ConfigError
 from pipelines.tracking.store import check_shared
 
@@ -77,6 +77,19 @@ def test_local_data_paths_become_absolute_and_urls_pass_through(tmp_path, monkey
         "pipe:curl -s http://x/a.tar",
     ]
     assert absolute_data_paths(["--data", "missing"]) == ["--data", "missing"]  # cluster-side path
+
+
+def test_a_submitted_command_is_read_as_the_job_will_read_it(tmp_path):
+    request = requested(["train", "lsgan", "--data", "cluster/shards", "--workers", "3", "--gpus"])
+    assert request.workers == 3 and request.per_worker == {"CPU": 1, "GPU": 1} and not request.extra
+    trial = requested(["tune", "lsgan", "--data", "x", "--workers-per-trial", "2", "--steps", "4000"])
+    assert trial.flag == "--workers-per-trial" and trial.extra == {"ganforge_trial": 1}
+    with pytest.raises(ConfigError, match="too late to stop it early"):  # checked here, not in the job's log
+        requested(["tune", "lsgan", "--data", "x", "--steps", "100", "--set", "eval.every=500"])
+    with pytest.raises(ConfigError, match="optim.lr_d must be > 0"):
+        requested(["train", "lsgan", "--set", "optim.lr_d=0"])
+    assert requested(["train", "lsgan", "--config", str(tmp_path / "on-the-cluster.yaml")]) is None
+    assert requested(["evaluate", "RUN", "--data", "x"]) is None
 
 
 def test_runtime_env_ships_our_packages_and_the_tracking_server():
