@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import time
 
 import pytest
 from mlflow import MlflowClient
@@ -68,6 +69,19 @@ def _history(client, run_id, key):
     return [m.value for m in _in_order(client, run_id, key)]
 
 
+def cpus_come_back(ray, cpus: float, within: float = 30.0) -> bool:
+    """Whether the trials' workers gave their CPUs back. Ray Train removes a finished or
+    stopped run's placement group asynchronously, so the last one may still be going when
+    the search returns (measured: about 0.5 s); a group that is never removed (the stopped
+    trials of ray-project/ray#54305) keeps its CPU for good and fails this."""
+    deadline = time.monotonic() + within
+    while ray.available_resources().get("CPU") != cpus:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+    return True
+
+
 def test_asha_search_stops_poor_and_unstable_trials_and_records_the_best(digit_shards, ray_local, tmp_path):
     import ray
 
@@ -94,7 +108,7 @@ def test_asha_search_stops_poor_and_unstable_trials_and_records_the_best(digit_s
     assert reasons[(2e-4, 2e-4)] == "completed" and reasons[(2e-4, 1e30)] == "diverged"
     assert reasons[(5.0, 1e-6)] == "early_stopped" and reasons[(2e-4, 1e-4)] in ("completed", "early_stopped")
     assert outcome.best.reason == "completed" and outcome.best.point["optim.lr_g"] == 2e-4
-    assert ray.available_resources().get("CPU") == 2  # nothing left holding the workers' CPUs
+    assert cpus_come_back(ray, 2)  # nothing left holding the workers' CPUs
     assert concurrency(cfg, of_connected("the session's Ray")) == 2
 
     client = MlflowClient(outcome.tracking.uri)
