@@ -25,3 +25,16 @@ def test_gans_still_lists_the_registry():
         [sys.executable, "-m", "pipelines.cli.main", "gans"], capture_output=True, text=True, check=True
     )
     assert [line.split()[0] for line in out.stdout.splitlines()] == ["cyclegan", "discogan", "lsgan", "stylegan"]
+
+
+def test_version_and_the_data_help_a_cluster_user_needs():
+    from importlib.metadata import version
+
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli.main", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"ganforge {version('ganforge')}"
+    for command in ("train", "tune"):
+        text = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli.main", command, "--help"], capture_output=True, text=True, check=True
+        ).stdout
+        flat = " ".join(text.split())
+        assert all(form in flat for form in ("s3://", "gs://", "http(s)", "{000000..000127}", "pipe:")), command

@@ -71,6 +71,9 @@ def test_gan_trains_under_ray_and_its_run_is_usable(
     run = client.get_run(outcome.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["ganforge.world_size"] == "2"
     assert len(run.data.tags["git_commit"]) == 40  # the code that ran: this checkout's commit
+    source = {k: v for k, v in run.data.tags.items() if k.startswith(("mlflow.source.", "mlflow.user"))}
+    assert source["mlflow.source.git.commit"] == run.data.tags["git_commit"] and source["mlflow.user"]
+    assert source["mlflow.source.name"] == "ganforge" and source["mlflow.source.type"] == "JOB"
     for key in ("loss/G", "loss/D"):
         history = client.get_metric_history(outcome.run_id, key)
         assert [m.step for m in history] == [6, 12] and all(torch.isfinite(torch.tensor(m.value)) for m in history)

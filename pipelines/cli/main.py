@@ -32,6 +32,7 @@ USER_ERRORS = (ConfigError, DataError, FileNotFoundError, ConnectionError, Clust
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="ganforge", description="Train GANs at scale with Ray, WebDataset and MLflow.")
+    top.add_argument("--version", action="version", version=f"ganforge {_version()}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_cmd.add(sub)
     train_cmd.add(sub)
@@ -44,6 +45,15 @@ def parser() -> argparse.ArgumentParser:
     jobs_cmd.add(sub)
     sub.add_parser("gans", help="list the GANs in the registry").set_defaults(func=list_gans)
     return top
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ganforge")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def list_gans(args: argparse.Namespace) -> None:

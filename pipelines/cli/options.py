@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+DATA_HELP = (
+    "the shards: a folder written by `ganforge data shard` (a path, an http(s) URL, or s3://bucket/path or "
+    "gs://bucket/path, streamed through the store's own CLI), or a brace pattern of shard files without a "
+    "manifest ('s3://bucket/x-{000000..000127}.tar', or a WebDataset 'pipe:COMMAND')"
+)
+
+
+def add_data_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help=DATA_HELP)
+
 
 def add_config_options(p: argparse.ArgumentParser, example: str) -> None:
     p.add_argument(

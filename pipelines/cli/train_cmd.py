@@ -7,6 +7,7 @@ import argparse
 from pipelines.cli.options import (
     add_cluster_options,
     add_config_options,
+    add_data_option,
     add_run_options,
     as_overrides,
     run_option_overrides,
@@ -20,7 +21,7 @@ from pipelines.tracking import store
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a GAN with Ray Train (DDP) and track it in MLflow")
     p.add_argument("gan", help="a registered GAN (`ganforge gans` lists them)")
-    p.add_argument("--data", help="shard folder written by `ganforge data shard`: a path or an http(s) URL of one")
+    add_data_option(p)
     p.add_argument("--workers", type=int, help="DDP workers (train.workers)")
     p.add_argument("--steps", type=int, help="optimizer steps (train.steps)")
     p.add_argument("--batch-size", type=int, help="per-worker batch (data.batch_size)")

@@ -8,6 +8,7 @@ import argparse
 from pipelines.cli.options import (
     add_cluster_options,
     add_config_options,
+    add_data_option,
     add_run_options,
     as_overrides,
     run_option_overrides,
@@ -20,7 +21,7 @@ from pipelines.config.schema import DEFAULT_SPACE, SCHEDULERS, SEARCHES
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="search the generator/discriminator learning-rate balance with Ray Tune")
     p.add_argument("gan", help="a registered GAN (`ganforge gans` lists them)")
-    p.add_argument("--data", help="shard folder written by `ganforge data shard`: a path or an http(s) URL of one")
+    add_data_option(p)
     p.add_argument("--samples", type=int, help="configurations to try (tune.samples)")
     p.add_argument(
         "--seeds",

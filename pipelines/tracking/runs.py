@@ -56,7 +56,7 @@ def start_run(cfg: TrackingConfig, gan: str, params: dict[str, Any], tags: dict[
     quiet_mlflow_logs()
     client = MlflowClient(cfg.uri)
     exp = experiment_id(client, cfg, gan)
-    all_tags = {"mlflow.user": getpass.getuser(), "mlflow.source.name": "ganforge", **tags}
+    all_tags = {"mlflow.user": getpass.getuser(), "mlflow.source.name": "ganforge", "mlflow.source.type": "JOB", **tags}
     run = client.create_run(exp, run_name=cfg.run_name or None, tags=all_tags)
     items = [Param(k, str(v)) for k, v in sorted(params.items())]
     for i in range(0, len(items), PARAM_BATCH):
