@@ -131,17 +131,25 @@ def ensure(
     on an autoscaling cluster, wait (``timeout`` seconds at most; 0: no limit) and say why.
     ``ask`` tells the autoscaler what is wanted while waiting, and None when done."""
     capacity = poll()
-    if capacity.holds(request):
+    if fits_now(request, capacity):
         return capacity
-    if not capacity.grows or capacity.beyond_ceiling(request):
-        raise CapacityError(refusal(request, capacity))
-    if ask is None:
-        return _wait(request, capacity, poll, timeout, say, interval)
-    ask(request)
+    if ask is not None:
+        ask(request)
     try:
         return _wait(request, capacity, poll, timeout, say, interval)
     finally:
-        ask(None)
+        if ask is not None:
+            ask(None)
+
+
+def fits_now(request: Request, capacity: Capacity) -> bool:
+    """Whether the cluster holds ``request`` now; a request it can never hold (no autoscaler,
+    or beyond the autoscaler's ceiling) is refused; False where an autoscaler may add room."""
+    if capacity.holds(request):
+        return True
+    if not capacity.grows or capacity.beyond_ceiling(request):
+        raise CapacityError(refusal(request, capacity))
+    return False
 
 
 def _wait(

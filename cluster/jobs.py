@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 from cluster import local_cluster
-from cluster.capacity import Capacity, CapacityError, Request, autoscaler_grows, refusal
+from cluster.capacity import Capacity, Request, autoscaler_grows, fits_now
 from cluster.connect import use_token_if_any
 from cluster.errors import JobsError
 from cluster.runtime_env import job_runtime_env
@@ -74,9 +74,8 @@ def submit(
     request: Request | None = None,
 ) -> tuple[str, str | None]:
     """Submit `ganforge COMMAND...` (its local paths made absolute by the caller) as a Ray
-    job; returns its id and the tracking URI it was
-    given (None: the cluster's own). ``request``: what the command's run asks of the cluster,
-    checked against it first."""
+    job; returns its id and the tracking URI it was given (None: the cluster's own).
+    ``request``: what the command's run asks of the cluster, checked against it first."""
     if not command:
         raise JobsError(
             "nothing to submit: give a ganforge command after --, e.g. `ganforge submit -- train lsgan ...`"
@@ -109,11 +108,7 @@ def cluster_capacity(jobs) -> Capacity:
 def check_room(jobs, request: Request) -> None:
     """Refuse a job whose run could never start on this cluster. A cluster with an autoscaler
     may still grow: the job's own driver waits for it, and says so in the job's logs."""
-    capacity = cluster_capacity(jobs)
-    if capacity.holds(request):
-        return
-    if not capacity.grows or capacity.beyond_ceiling(request):
-        raise CapacityError(refusal(request, capacity))
+    fits_now(request, cluster_capacity(jobs))
 
 
 def _submit_when_ready(jobs, timeout: float = AGENT_WAIT_S, **job) -> str:
