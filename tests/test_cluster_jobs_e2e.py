@@ -23,11 +23,13 @@ import pytest
 import torch
 from browser import chromium, click, loaded_image_width, require_browser, visible, with_text
 from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
 from PIL import Image
 from spawn_helpers import free_port
 
 from cluster.services import alive, stop_group
 from pipelines.core.checkpoint import load_checkpoint
+from pipelines.tracking.models import run_models
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +55,8 @@ TINY_LSGAN = [
     "optim.lr_d=1e-4",
     "--set",
     "data.mode=exact",
+    "--set",
+    "tracking.system_metrics_interval=2",
     "--workers",
     "2",
     "--steps",
@@ -243,14 +247,27 @@ def test_the_job_s_run_holds_everything_a_user_looks_for(cluster, job, digit_sha
 
     files = _artifacts(client, run_id)
     assert {f.split("+")[2] for f in files if f.startswith("images/samples+step+")} == {"35", "70"}
-    assert {"checkpoint/state.pt", "checkpoint/config.json", "generator/generator.pt"} <= set(files)
+    assert {"checkpoint/state.pt", "checkpoint/config.json"} <= set(files)
     state_dict = load_checkpoint(client.download_artifacts(run_id, "checkpoint", str(tmp_path / "dl")))
     assert state_dict["engine"]["step"] == 70 and state_dict["config"]["optim"]["lr_d"] == 1e-4
     assert set(state_dict["engine"]["optim"]) == {"G", "D"}
-    generator = torch.load(
-        client.download_artifacts(run_id, "generator/generator.pt", str(tmp_path / "g")), weights_only=True
-    )
+    # The generator of each evaluation, logged through the relay; the better one is the run's.
+    models = run_models(client, run_id)
+    assert [m.tags["ganforge.step"] for m in models] == ["35", "70"]
+    best = min(models, key=lambda m: float(m.tags["ganforge.score"]))
+    assert tags["ganforge.model"] == f"models:/{best.model_id}"
+    folder = download_artifacts(best.artifact_location, dst_path=str(tmp_path / "g"), tracking_uri=state["mlflow_uri"])
+    generator = torch.load(next(Path(folder).rglob("generator.pt")), weights_only=True)
     assert set(generator) == {"G"}
+
+    # Every node that ran a worker logged its system metrics into the run, under its node id.
+    nodes = {k.split("/")[1] for k in run.data.metrics if k.startswith("system/")}
+    assert len(nodes) == 2 and all(f"ganforge.node.{node}" in tags for node in nodes)
+    for node in nodes:
+        cpu = client.get_metric_history(run_id, f"system/{node}/cpu_utilization_percentage")
+        assert cpu and all(0 <= m.value <= 100 for m in cpu)
+    inputs = {(d.dataset.name, d.tags[0].value) for d in run.inputs.dataset_inputs}
+    assert inputs == {(f"{shards.name}:image", "training")}
 
     evaluate = cli(
         [
@@ -268,8 +285,12 @@ def test_the_job_s_run_holds_everything_a_user_looks_for(cluster, job, digit_sha
         env,
     )
     assert evaluate.returncode == 0, evaluate.stderr
-    logged = client.get_run(run_id).data.metrics
-    assert logged["evaluate/swd"] > 0 and logged["evaluate/reference_images"] == 300
+    logged = client.get_run(run_id)
+    assert logged.data.metrics["evaluate/swd"] > 0 and logged.data.metrics["evaluate/reference_images"] == 300
+    # Its reference set is these shards' training split (they hold none out): an input of the run
+    # already, which MLflow keeps once, with its first context.
+    contexts = {(d.dataset.name, d.tags[0].value) for d in logged.inputs.dataset_inputs}
+    assert contexts == {(f"{shards.name}:image", "training")}
 
 
 def test_the_run_is_browsed_in_the_mlflow_ui_as_a_user_sees_it(cluster, job, tmp_path):

@@ -4,15 +4,20 @@ its run is then used by `ganforge sample` / `ganforge translate` (from the MLflo
 from the checkpoint path)."""
 
 import io
+import json
+from pathlib import Path
 
 import pytest
 import torch
 from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
 from PIL import Image
 from spawn_helpers import ray_actors
 
 from pipelines.cli.main import main
 from pipelines.config import load
+from pipelines.core.checkpoint import load_checkpoint
+from pipelines.tracking.models import run_models
 from pipelines.train.launch import train
 
 pytestmark = pytest.mark.slow
@@ -62,6 +67,8 @@ def test_gan_trains_under_ray_and_its_run_is_usable(
             f"tracking.uri={uri}",
             f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
             f"train.storage_path={tmp_path / 'ray'}",
+            f"tracking.register=e2e-{name}",
+            "tracking.system_metrics_interval=1",
         ],
     )
     outcome = train(cfg, progress=False)
@@ -82,12 +89,40 @@ def test_gan_trains_under_ray_and_its_run_is_usable(
     steps, shape, mode = _grid_shape(client, outcome.run_id, tmp_path)
     assert steps == [6, 12] and shape == GRID[name] and mode == "RGB"
 
-    generators = torch.load(
-        client.download_artifacts(outcome.run_id, "generator/generator.pt", str(tmp_path / "g")), weights_only=True
-    )
-    assert set(generators) == ({"G"} if name == "stylegan" else {"G_AB", "G_BA"})
+    _check_models_lineage_and_system_metrics(name, client, outcome, tmp_path)
     _use_the_run(name, outcome, uri, digit_domain_shards, tmp_path)
     capsys.readouterr()
+
+
+def _check_models_lineage_and_system_metrics(name, client, outcome, tmp_path):
+    """The generator of the final evaluation is the run's model, registered by --register; the
+    shards it read are its dataset inputs; its node's system metrics are in it."""
+    run = client.get_run(outcome.run_id)
+    (model,) = run_models(client, outcome.run_id)  # one evaluation: at the end
+    assert model.tags["ganforge.step"] == "12" and float(model.tags["ganforge.score"]) == outcome.metrics["eval/swd"]
+    assert {m.key for m in model.metrics} >= {"eval/swd", "eval/kid_pixels"}
+    assert outcome.model == run.data.tags["ganforge.model"] == f"models:/{model.model_id}"
+    assert outcome.registered.name == f"e2e-{name}" and outcome.registered.best
+    assert client.get_model_version_by_alias(f"e2e-{name}", "best").source == f"models:/{model.model_id}"
+    local = Path(client.download_artifacts(outcome.run_id, "checkpoint", str(tmp_path / "ck")))
+    assert load_checkpoint(local)["engine"]["step"] == 12
+    generators = torch.load(
+        next(Path(download_artifacts(model.artifact_location, dst_path=str(tmp_path / "m"))).rglob("generator.pt")),
+        weights_only=True,
+    )
+    assert set(generators) == ({"G"} if name == "stylegan" else {"G_AB", "G_BA"})
+
+    # Evaluated against the training split (these shards hold none out): training inputs alone.
+    inputs = {(d.dataset.name, t.value) for d in run.inputs.dataset_inputs for t in d.tags}
+    assert inputs == {(f"shards:{d}", "training") for d in (["B"] if name == "stylegan" else ["A", "B"])}
+    profile = json.loads(run.inputs.dataset_inputs[0].dataset.profile)
+    assert profile["resolution"] == 32 and profile["images"] > 0
+
+    system = [k for k in run.data.metrics if k.startswith("system/")]
+    assert any(k.endswith("/cpu_utilization_percentage") for k in system)
+    assert any(k.endswith("/system_memory_usage_megabytes") for k in system)
+    (node,) = {k.split("/")[1] for k in system}  # one node here: tests/test_cluster_jobs_e2e.py has two
+    assert f"ganforge.node.{node}" in run.data.tags
 
 
 def _use_the_run(name, outcome, uri, shards, tmp_path):

@@ -135,6 +135,12 @@ def test_asha_search_stops_poor_and_unstable_trials_and_records_the_best(digit_s
     assert sorted(r["stop_reason"] for r in rows) == sorted(t.reason for t in outcome.trials)
     version = client.get_model_version_by_alias("lsgan-generator", "best")
     assert version.run_id == best_run.info.run_id
+    # The best trial's best-scored evaluation, named in its run with the step it was taken at.
+    best_model = client.get_run(best_run.info.run_id).data.tags
+    assert (
+        version.source == best_model["ganforge.model"]
+        and version.tags["ganforge.step"] == best_model["ganforge.model_step"]
+    )
     tree = best_config(outcome.parent_run_id, outcome.tracking.uri)
     assert tree["optim"]["lr_g"] == 2e-4 and tree["stability"]["check"] is False and tree["tracking"]["run_id"] == ""
 

@@ -27,11 +27,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _log(tracking: TrackingConfig, run_id: str, result: dict[str, float], data: str) -> None:
+def _log(tracking: TrackingConfig, run_id: str, result: dict[str, float], data: str, inputs: list) -> None:
+    """The metrics beside the run's last step, and the reference images as its evaluation input."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric, RunTag
 
     client = MlflowClient(tracking.uri)
+    client.log_inputs(run_id, datasets=inputs)
     history = client.get_metric_history(run_id, "perf/images_per_sec")  # logged by every GAN, at the last step too
     step = max((m.step for m in history), default=0)  # beside the run's last training step
     now = int(time.time() * 1000)
@@ -50,12 +52,15 @@ def run(args: argparse.Namespace) -> None:
 
     tracking = store.resolve(TrackingConfig(uri=args.tracking_uri))
     trained = load_trained(args.source, tracking, resolve_device(args.device))
-    result = evaluate_trained(
-        trained, read_dataset(args.data), args.n, args.inception_weights, args.batch_size, args.domain
-    )
+    dataset = read_dataset(args.data)
+    result = evaluate_trained(trained, dataset, args.n, args.inception_weights, args.batch_size, args.domain)
     width = max(map(len, result))
     for key, value in sorted(result.items()):
         print(f"{key:{width}s}  {value:.4f}")
     if RUN_ID.match(args.source):
-        _log(tracking, args.source, result, args.data)
+        from pipelines.data.batches import resolve_domains
+        from pipelines.tracking.datasets import reference_inputs
+
+        domains = resolve_domains(dataset, trained.gan.name, trained.gan.domains, args.domain)
+        _log(tracking, args.source, result, args.data, reference_inputs(dataset, domains))
         print(f"logged to MLflow run {args.source}")

@@ -48,6 +48,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "$MLFLOW_TRACKING_URI or ./mlflow.db)",
     )
     p.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the best model (a search: its best trial's) in MLflow's model registry under NAME; "
+        "it takes the alias best when it scores better than the version holding it (tracking.register)",
+    )
+    p.add_argument(
         "--wait-timeout",
         type=float,
         metavar="SECONDS",
@@ -57,9 +63,21 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_option_overrides(args: argparse.Namespace) -> dict[str, object]:
-    return {"tracking.uri": args.tracking_uri, "train.wait_timeout": args.wait_timeout}
+    return {
+        "tracking.uri": args.tracking_uri,
+        "tracking.register": args.register,
+        "train.wait_timeout": args.wait_timeout,
+    }
 
 
 def as_overrides(flags: dict[str, object]) -> list[str]:
     """The flags a user gave, as ``key=value`` overrides (before --set, which wins)."""
     return [f"{key}={value}" for key, value in flags.items() if value is not None]
+
+
+def registered_line(registered) -> str:
+    """What `--register` did, in one line."""
+    line = f"registered: models:/{registered.name}/{registered.version}"
+    if registered.best:
+        return f"{line}, now models:/{registered.name}@best"
+    return f"{line} ({registered.note})" if registered.note else line

@@ -10,6 +10,7 @@ from pipelines.cli.options import (
     add_data_option,
     add_run_options,
     as_overrides,
+    registered_line,
     run_option_overrides,
 )
 from pipelines.cli.ui_cmd import ui_hint
@@ -91,4 +92,8 @@ def run(args: argparse.Namespace) -> None:
     )
     shown = {k: round(v, 4) for k, v in outcome.metrics.items() if k.startswith(("loss/", "perf/images"))}
     print(f"finished: MLflow run {outcome.run_id} {shown}")
+    if outcome.model:
+        print(f"best model: {outcome.model}")
+    if outcome.registered:
+        print(registered_line(outcome.registered))
     print(f"browse it: {ui_hint(outcome.tracking)}")

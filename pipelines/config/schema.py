@@ -206,6 +206,17 @@ class TrackingConfig:
     run_name: str = ""  # "" = <gan>-<data>-<time>
     artifact_root: str = ""  # for a local store; "" = ./mlartifacts
     run_id: str = ""  # set by ganforge: the MLflow run the job writes to (a resume continues it)
+    # Register the run's best model under this name (a search: its best trial's); "" = train: none,
+    # tune: <gan>-generator. The version takes the alias best when it scores better than the holder.
+    register: str = ""
+    system_metrics: bool = True  # CPU, memory, disk, network and GPU of every node, as system/<node>/...
+    system_metrics_interval: float = 10.0  # seconds between samples
+
+    def __post_init__(self) -> None:
+        _require(
+            self.system_metrics_interval > 0,
+            f"tracking.system_metrics_interval must be > 0 seconds, got {self.system_metrics_interval}",
+        )
 
 
 @dataclass

@@ -59,10 +59,28 @@ class Dataset:
         """True for a pattern without a manifest: shard sizes are guessed from the first shard."""
         return bool(self.manifest.get("estimated_counts"))
 
+    def digest(self, shards: DomainShards) -> str:
+        """A digest of what the manifest says of one split (its shard names and counts, the image
+        size and when the shards were written): the same for a copy of the shards elsewhere,
+        another for shards written again."""
+        described = {
+            "resolution": self.resolution,
+            "channels": self.channels,
+            "created": self.manifest.get("created", ""),
+            "shards": [[url.rsplit("/", 1)[-1], count] for url, count in zip(shards.urls, shards.counts)],
+        }
+        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
     def holdout(self, name: str) -> DomainShards | None:
         """The domain's held-out split, or None when the shards were written without one."""
         self.domain(name)
         return self.holdouts.get(name)
+
+    def reference(self, name: str) -> tuple[DomainShards, str]:
+        """What a domain's samples are evaluated against, and its split's name: the held-out
+        split, else the training split."""
+        holdout = self.holdout(name)
+        return (holdout, "holdout") if holdout is not None else (self.domain(name), "train")
 
 
 def read_dataset(path: str | Path) -> Dataset:

@@ -28,8 +28,17 @@ class Reference:
 
 
 def split_of(dataset: Dataset, domain: str) -> tuple[DomainShards, str]:
-    holdout = dataset.holdout(domain)
-    return (holdout, "holdout") if holdout is not None else (dataset.domain(domain), "train")
+    return dataset.reference(domain)
+
+
+def reference_id(dataset: Dataset, domains: dict[str, str], samples: int, extractor: str) -> str:
+    """What an eval score was measured against: the extractor, the number of reference images
+    and each domain's split and its digest. Scores with equal ids compare."""
+    splits = []
+    for domain in sorted(domains.values()):
+        shards, split = split_of(dataset, domain)
+        splits.append(f"{domain}-{split}-{dataset.digest(shards)}")
+    return f"{extractor}:{samples}:{','.join(splits)}"
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

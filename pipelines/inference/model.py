@@ -3,7 +3,8 @@
 * an MLflow run id: its ``generator`` artifact (EMA weights), else its ``checkpoint``;
 * a ``runs:/RUN_ID/PATH`` URI, or a registered model version (``models:/NAME@ALIAS``,
   ``models:/NAME/VERSION``: the generator a search registers);
-* a folder written by ``export_generator`` (``generator.pt`` + ``config.json``);
+* a folder written by ``export_generator`` (``generator.pt`` + ``config.json``), or the
+  MLflow model that holds one;
 * a checkpoint folder or ``state.pt`` file (Ray Train's checkpoints, the MLflow ``checkpoint``
   artifact): EMA copies where there are any.
 
@@ -29,6 +30,7 @@ from pipelines.core.checkpoint import CONFIG, GENERATOR_FILE, STATE, load_checkp
 from pipelines.errors import NotFound
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+MLMODEL = "MLmodel"  # the file that marks an MLflow model folder
 
 
 @dataclass
@@ -69,8 +71,16 @@ def _from_checkpoint(path: Path, device: torch.device) -> Trained:
     return _build(meta, weights, device, str(path))
 
 
+def load_trained_folder(folder: Path, device: str | torch.device = "cpu") -> Trained:
+    """An exported generator folder (``generator.pt`` + ``config.json``)."""
+    return _from_export(folder, torch.device(device))
+
+
 def _from_folder(folder: Path, device: torch.device, source: str) -> Trained:
-    """An exported generator or a checkpoint, whichever ``folder`` holds."""
+    """An exported generator, an MLflow model of one, or a checkpoint, whichever ``folder`` holds."""
+    if (folder / MLMODEL).is_file():  # the pyfunc model: the exported generator is an artifact inside it
+        inside = next(folder.glob(f"artifacts/*/{GENERATOR_FILE}"), None)
+        folder = inside.parent if inside else folder
     if (folder / GENERATOR_FILE).is_file():
         trained = _from_export(folder, device)
     elif (folder / STATE).is_file():
@@ -82,20 +92,37 @@ def _from_folder(folder: Path, device: torch.device, source: str) -> Trained:
 
 
 def _from_run(run_id: str, tracking: TrackingConfig, device: torch.device) -> Trained:
+    """The run's best generator model (named by its tags), else its newest one, else (runs of
+    older versions) its ``generator`` or ``checkpoint`` artifact."""
     from mlflow import MlflowClient  # only these sources need MLflow
     from mlflow.exceptions import MlflowException
 
+    from pipelines.tracking.models import RUN_MODEL_TAG, run_models
+
     client = MlflowClient(tracking.uri)
     try:
-        names = {a.path for a in client.list_artifacts(run_id)}
+        run = client.get_run(run_id)
     except MlflowException as exc:
         raise NotFound(f"no MLflow run {run_id} in the tracking store {tracking.uri}") from exc
+    named = run.data.tags.get(RUN_MODEL_TAG)
+    models = [] if named else run_models(client, run_id)
+    if named or models:
+        model_id = named.removeprefix("models:/") if named else models[-1].model_id
+        return _from_logged_model(client, model_id, tracking, device, f"MLflow run {run_id} (model {model_id})")
+    names = {a.path for a in client.list_artifacts(run_id)}
     target = "generator" if "generator" in names else "checkpoint" if "checkpoint" in names else None
     if target is None:
-        raise NotFound(
-            f"MLflow run {run_id} in {tracking.uri} has no generator or checkpoint artifact (did it finish?)"
-        )
+        raise NotFound(f"MLflow run {run_id} in {tracking.uri} has no logged generator or checkpoint (did it finish?)")
     return _from_run_path(client, run_id, target, device)
+
+
+def _from_logged_model(client, model_id: str, tracking: TrackingConfig, device: torch.device, source: str) -> Trained:
+    from mlflow.artifacts import download_artifacts
+
+    location = client.get_logged_model(model_id).artifact_location
+    folder = tempfile.mkdtemp(prefix="ganforge-model-")
+    local = Path(download_artifacts(artifact_uri=location, dst_path=folder, tracking_uri=tracking.uri))
+    return _from_folder(local, device, source)
 
 
 def _from_run_path(client, run_id: str, path: str, device: torch.device) -> Trained:
@@ -116,11 +143,10 @@ def _from_uri(uri: str, tracking: TrackingConfig, device: torch.device) -> Train
         if uri.startswith("runs:/"):
             run_id, _, path = uri.removeprefix("runs:/").partition("/")
             return _from_run_path(client, run_id, path or "generator", device)
-        name, alias, version = _model_reference(uri)
-        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+        found = _model_version(client, uri)
         local = Path(
             download_artifacts(
-                artifact_uri=found.source,
+                artifact_uri=client.get_model_version_download_uri(found.name, found.version),
                 dst_path=tempfile.mkdtemp(prefix="ganforge-model-"),
                 tracking_uri=tracking.uri,
             )
@@ -131,16 +157,28 @@ def _from_uri(uri: str, tracking: TrackingConfig, device: torch.device) -> Train
     return _from_folder(local, device, f"{uri} (version {found.version}, run {found.run_id})")
 
 
-def _model_reference(uri: str) -> tuple[str, str, str]:
-    """``models:/NAME@ALIAS`` -> (NAME, ALIAS, ""); ``models:/NAME/VERSION`` -> (NAME, "", VERSION)."""
+def _model_version(client, uri: str):
+    """The version that ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``models:/NAME/latest``
+    (also ``@latest``: MLflow reserves that alias for the newest version) names."""
+    from mlflow.exceptions import MlflowException
+
     rest = uri.removeprefix("models:/")
-    if "@" in rest:
-        name, _, alias = rest.partition("@")
-        return name, alias, ""
-    name, _, version = rest.rpartition("/")
-    if not name or not version.isdigit():
-        raise NotFound(f"{uri} is not a registry URI of the form models:/NAME@ALIAS or models:/NAME/VERSION")
-    return name, "", version
+    name, at, alias = rest.partition("@")
+    if not at:
+        name, _, alias = rest.rpartition("/")
+        if not name or not (alias.isdigit() or alias.lower() == "latest"):
+            raise NotFound(
+                f"{uri} is not a registry URI of the form models:/NAME@ALIAS, models:/NAME/VERSION "
+                "or models:/NAME/latest"
+            )
+    if alias.isdigit() and not at:
+        return client.get_model_version(name, alias)
+    if alias.lower() != "latest":
+        return client.get_model_version_by_alias(name, alias)
+    newest = client.search_model_versions(f"name = '{name}'", order_by=["version_number DESC"], max_results=1)
+    if not newest:
+        raise MlflowException(f"Registered model '{name}' has no versions")
+    return newest[0]
 
 
 def load_trained(source: str, tracking: TrackingConfig, device: str | torch.device = "cpu") -> Trained:

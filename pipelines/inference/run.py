@@ -3,6 +3,7 @@ written as PNG files into a folder that appears only when all of them are writte
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,15 +40,32 @@ def sample_images(
 ) -> Path:
     if n < 1:
         raise DataError(f"--n must be >= 1, got {n}")
-    generator = torch.Generator().manual_seed(seed)
-    kwargs = {"truncation": truncation} if truncation != 1.0 else {}
+    written = 0
     with staged_folder(out, overwrite) as tmp, tqdm(total=n, desc="sample", unit="img", disable=not progress) as bar:
-        for start in range(0, n, batch_size):
-            images = trained.gan.generate(trained.nets, min(batch_size, n - start), generator, **kwargs)
-            for i, image in enumerate(images):
-                to_pil(image).save(tmp / f"{start + i:06d}.png")
+        for images in generated(trained, n, seed, truncation, batch_size):
+            for image in images:
+                to_pil(image).save(tmp / f"{written:06d}.png")
+                written += 1
             bar.update(len(images))
     return out
+
+
+def generated(
+    trained: Trained, n: int, seed: int = 0, truncation: float = 1.0, batch_size: int = 64
+) -> Iterator[torch.Tensor]:
+    """``n`` images in batches, in [-1, 1]: the same for a given seed and batch size, whether
+    written by ``ganforge sample`` or returned by the MLflow model."""
+    generator = torch.Generator().manual_seed(seed)
+    kwargs = {"truncation": truncation} if truncation != 1.0 else {}
+    for start in range(0, n, batch_size):
+        yield trained.gan.generate(trained.nets, min(batch_size, n - start), generator, **kwargs)
+
+
+def translated(trained: Trained, images: np.ndarray, direction: str, batch_size: int = 32) -> Iterator[torch.Tensor]:
+    """(N, H, W, C) uint8 images at the model's size, translated in batches, in [-1, 1]."""
+    for start in range(0, len(images), batch_size):
+        batch = from_uint8(torch.from_numpy(images[start : start + batch_size]).to(trained.device))
+        yield trained.gan.translate(trained.nets, batch, direction)
 
 
 @dataclass
@@ -89,8 +107,8 @@ def translate_folder(
                 except BadImage as exc:
                     report.skipped.append((str(path), str(exc)))
             if batch:
-                images = from_uint8(torch.from_numpy(np.stack(batch)).to(trained.device))
-                for name, image in zip(names, gan.translate(trained.nets, images, direction)):
+                (images,) = translated(trained, np.stack(batch), direction, batch_size)
+                for name, image in zip(names, images):
                     (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                     to_pil(image).save(tmp / name)
                 report.written += len(batch)

@@ -54,11 +54,24 @@ class TrackingRelay:
 
     def log_artifacts(self, run_id: str, files: dict[str, bytes], artifact_path: str) -> None:
         with tempfile.TemporaryDirectory(prefix="ganforge-relay-") as folder:
-            for name, data in files.items():
-                target = Path(folder, name)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+            _write_folder(folder, files)
             self.client.log_artifacts(run_id, folder, artifact_path)
+
+    def log_logged_model(
+        self, run_id: str, files: dict[str, bytes], step: int, metrics: dict[str, float], tags: dict[str, str]
+    ) -> str:
+        from pipelines.tracking.models import log_logged_model
+
+        with tempfile.TemporaryDirectory(prefix="ganforge-relay-") as folder:
+            _write_folder(folder, files)
+            return log_logged_model(self.client, run_id, folder, step, metrics, tags)
+
+
+def _write_folder(folder: str, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        target = Path(folder, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
 
 def start_relay(uri: str) -> Any:
@@ -101,3 +114,10 @@ class RelayClient:
 
     def log_artifacts(self, run_id: str, folder: str, artifact_path: str) -> None:
         self._wait(self.actor.log_artifacts.remote(run_id, read_folder(folder), artifact_path))
+
+    def log_logged_model(
+        self, run_id: str, folder: str, step: int, metrics: dict[str, float], tags: dict[str, str]
+    ) -> str:
+        import ray
+
+        return ray.get(self.actor.log_logged_model.remote(run_id, read_folder(folder), step, metrics, tags))

@@ -187,6 +187,20 @@ class RunLogger:
                 f"could not upload {artifact_path} to MLflow ({exc}); Ray Train's checkpoints keep it", stacklevel=2
             )
 
+    def model(self, step: int, folder: str | Path, metrics: dict[str, float], tags: dict[str, str]) -> str | None:
+        """Log the MLflow model in ``folder`` as a LoggedModel at ``step``, with ``metrics`` linked
+        to it; returns its id. Synchronous (the folder may be temporary); on failure a warning
+        and None, and the caller logs the metrics on their own."""
+        from pipelines.tracking.models import log_logged_model
+
+        try:
+            if isinstance(self.client, MlflowClient):
+                return log_logged_model(self.client, self.run_id, folder, step, metrics, tags)
+            return self.client.log_logged_model(self.run_id, str(folder), step, metrics, tags)
+        except Exception as exc:
+            warnings.warn(f"could not log the generator at step {step} to MLflow ({exc})", stacklevel=2)
+            return None
+
     def tags(self, tags: dict[str, str]) -> None:
         items = [RunTag(k, v) for k, v in tags.items()]
         self._submit(lambda: self.client.log_batch(self.run_id, tags=items))

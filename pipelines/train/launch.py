@@ -11,11 +11,12 @@ import gan_core
 from cluster.connect import alive_nodes, connect
 from pipelines.config import GanforgeConfig
 from pipelines.tracking import store
+from pipelines.tracking.models import Registered
 from pipelines.tracking.runs import end_run
 from pipelines.train.paths import resolved
 from pipelines.train.preflight import check_capacity, check_run
 from pipelines.train.progress import Progress
-from pipelines.train.run_record import close_failed, open_run
+from pipelines.train.run_record import close_failed, name_best_model, open_run, register_best
 from pipelines.train.run_spec import RunSpec
 from pipelines.train.torch_trainer import torch_trainer
 
@@ -26,6 +27,8 @@ class TrainOutcome:
     metrics: dict[str, float]
     checkpoint_path: str | None
     tracking: store.TrackingConfig
+    model: str | None = None  # models:/<id> of the run's best generator
+    registered: Registered | None = None
 
 
 def train(
@@ -60,6 +63,9 @@ def train(
     finally:
         if bar is not None:
             bar.close()
+    best = name_best_model(cfg.tracking.uri, run_id)
+    registered = register_best(cfg, run_id, cfg.tracking.register) if best and cfg.tracking.register else None
     end_run(cfg.tracking, run_id, "FINISHED")
     checkpoint = result.checkpoint.path if result.checkpoint else None
-    return TrainOutcome(run_id, dict(result.return_value or {}), checkpoint, cfg.tracking)
+    model = f"models:/{best.model_id}" if best else None
+    return TrainOutcome(run_id, dict(result.return_value or {}), checkpoint, cfg.tracking, model, registered)

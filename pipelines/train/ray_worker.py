@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -16,32 +17,38 @@ import ray.train
 import ray.train.torch
 import torch
 
-from gan_core.interface import GENERATOR
-from pipelines.config.schema import OptimConfig
+from pipelines.config.schema import GanforgeConfig, OptimConfig
 from pipelines.core import loop
-from pipelines.core.checkpoint import export_generator, load_checkpoint, save_checkpoint
+from pipelines.core.checkpoint import load_checkpoint, save_checkpoint
 from pipelines.core.device import configure_device
+from pipelines.core.distributed import world_size
 from pipelines.core.engine import Engine
-from pipelines.data.manifest import read_dataset
+from pipelines.data.manifest import Dataset, read_dataset
 from pipelines.eval.evaluator import make_evaluator
-from pipelines.eval.reference import split_of
+from pipelines.eval.objective import objective_metric
+from pipelines.eval.reference import reference_id, split_of
 from pipelines.tracking.grids import grid_image
 from pipelines.train.build import build_batches, build_engine
+from pipelines.train.generator_log import GeneratorLog
 from pipelines.train.run_spec import RunSpec
 
 if TYPE_CHECKING:
     from pipelines.tracking.runs import RunLogger
+    from pipelines.tracking.system import NodeMetrics
+
+SCORE_KEY = "checkpoint/score"  # what Ray Train keeps the best checkpoints by (lower is better)
 
 
 class RayHooks:
     """Rank 0 logs to MLflow and feeds the driver's progress bar; every rank reports to Ray
     Train (a barrier) at each evaluation and checkpoint, one report per step."""
 
-    def __init__(self, rank: int, engine: Engine, logger: RunLogger | None, progress: Any, meta: dict):
+    def __init__(self, rank: int, engine: Engine, logger: RunLogger | None, progress: Any, models: GeneratorLog | None):
         self.chief = rank == 0
-        self.engine, self.logger, self.progress, self.meta = engine, logger, progress, meta
+        self.engine, self.logger, self.progress, self.models = engine, logger, progress, models
         self.last: dict[str, float] = {}
         self.evaluated: dict[str, float] = {}
+        self.evaluated_at = -1
 
     @property
     def log(self) -> RunLogger:
@@ -58,9 +65,9 @@ class RayHooks:
             scale = max(1, 256 // (event.grid.shape[1] * event.grid.shape[-1]))  # small images: enlarge for the UI
             self.log.image(event.step, grid_image(event.grid, scale=scale))
         if event.evaluated is not None:
-            self.evaluated = event.evaluated
-            if self.chief:
-                self.log.metrics(event.step, event.evaluated)
+            self.evaluated, self.evaluated_at = event.evaluated, event.step
+        if self.models is not None and (event.evaluated is not None or event.done):
+            self.models.log(event.step, event.evaluated)  # with the evaluation's metrics
         if event.checkpoint_due:
             self._report_checkpoint(event)
         elif event.evaluated is not None:  # Tune reads rank 0's reports
@@ -78,6 +85,7 @@ class RayHooks:
         # Kept with each Ray checkpoint: every group's loss, the throughput, the evaluation.
         reported = [f"loss/{group}" for group in self.engine.gan.groups] + ["perf/images_per_sec"]
         metrics = {"step": event.step, **{k: self.last[k] for k in reported if k in self.last}, **self.evaluated}
+        metrics[SCORE_KEY] = self._score(event.step)
         with tempfile.TemporaryDirectory(prefix="ganforge-ckpt-") as folder:
             checkpoint = None
             if event.state is not None:
@@ -87,6 +95,13 @@ class RayHooks:
                     self._log_final(folder)
             ray.train.report(metrics, checkpoint=checkpoint)
 
+    def _score(self, step: int) -> float:
+        """What Ray Train ranks this checkpoint by (lower is better): the evaluation of this
+        step; a checkpoint between evaluations is unscored, so it is never kept as a best one."""
+        if self.models is None or self.evaluated_at != step:
+            return math.inf
+        return float(self.evaluated.get(self.models.metric, math.inf))
+
     def on_coverage(self, report: dict) -> None:
         with tempfile.TemporaryDirectory(prefix="ganforge-data-") as folder:
             (Path(folder) / "shards_by_rank.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -95,11 +110,6 @@ class RayHooks:
 
     def _log_final(self, checkpoint_folder: str) -> None:
         self.log.artifacts(checkpoint_folder, "checkpoint")
-        exported = self.engine.gan.nets_with(GENERATOR)
-        generator_nets = {n: net for n, net in self.engine.sampling_nets().items() if n in exported}
-        with tempfile.TemporaryDirectory(prefix="ganforge-gen-") as folder:
-            export_generator(folder, generator_nets, self.meta)
-            self.log.artifacts(folder, "generator")
 
 
 def _restore(engine: Engine, resume_from: str | None, optim: OptimConfig, device: torch.device) -> loop.Position:
@@ -120,13 +130,15 @@ def _restore(engine: Engine, resume_from: str | None, optim: OptimConfig, device
     return loop.Position(int(state["epoch"]), int(state.get("batch", 0)))
 
 
-def _chief_logger(spec: RunSpec, world: int, device: torch.device) -> RunLogger:
+def _logger(spec: RunSpec) -> RunLogger:
     from pipelines.tracking.relay import RelayClient
-    from pipelines.tracking.runs import RunLogger  # MLflow takes about a second to import: rank 0 alone logs
+    from pipelines.tracking.runs import RunLogger  # MLflow takes about a second to import: loggers alone need it
 
-    logger = RunLogger(
-        spec.config.tracking.uri, spec.run_id, RelayClient(spec.relay) if spec.relay is not None else None
-    )
+    return RunLogger(spec.config.tracking.uri, spec.run_id, RelayClient(spec.relay) if spec.relay is not None else None)
+
+
+def _chief_logger(spec: RunSpec, world: int, device: torch.device) -> RunLogger:
+    logger = _logger(spec)
     # What the job really ran on, as opposed to what was asked for.
     logger.tags(
         {
@@ -137,6 +149,53 @@ def _chief_logger(spec: RunSpec, world: int, device: torch.device) -> RunLogger:
         }
     )
     return logger
+
+
+def _first_on_node(rank: int, node: str) -> bool:
+    """Whether this rank is the lowest on its Ray node. Asked of every rank (a collective):
+    Ray Train's local rank counts workers per IP address, and nodes may share one."""
+    nodes: list[str | None] = [None] * world_size()
+    if len(nodes) > 1:
+        torch.distributed.all_gather_object(nodes, node)
+    else:
+        nodes = [node]
+    return nodes.index(node) == rank
+
+
+def _node_metrics(spec: RunSpec, rank: int, chief: RunLogger | None, engine: Engine) -> NodeMetrics | None:
+    """The node's system metrics, sampled by its first worker."""
+    from pipelines.tracking.system import NodeMetrics, node_label
+
+    tracking = spec.config.tracking
+    node = ray.get_runtime_context().get_node_id()
+    if not tracking.system_metrics or not _first_on_node(rank, node):
+        return None
+    logger = chief or _logger(spec)
+    logger.tags({f"ganforge.node.{node_label(node)}": ray.util.get_node_ip_address()})
+    return NodeMetrics(logger, node_label(node), lambda: engine.step, tracking.system_metrics_interval).start()
+
+
+def _generator_log(cfg: GanforgeConfig, engine: Engine, dataset: Dataset, logger: RunLogger, evaluator) -> GeneratorLog:
+    """Rank 0's model logging, with what its models are ranked and compared by; a run's
+    evaluation settings are named in its tags too."""
+    meta = {
+        "gan": cfg.gan,
+        "model": asdict(cfg.model),
+        "resolution": dataset.resolution,
+        "channels": dataset.channels,
+        "run_id": cfg.tracking.run_id,
+    }
+    reference = ""
+    if evaluator is not None:
+        reference = reference_id(dataset, evaluator.domains, evaluator.samples, evaluator.suite.name)
+        logger.tags(
+            {
+                "ganforge.eval_extractor": evaluator.suite.name,
+                "ganforge.eval_reference": split_of(dataset, next(iter(evaluator.domains.values())))[1],
+                "ganforge.eval_reference_id": reference,
+            }
+        )
+    return GeneratorLog(engine, logger, meta, objective_metric(cfg, dataset.resolution), reference)
 
 
 def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
@@ -152,23 +211,11 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     engine = build_engine(cfg, dataset, device)
     position = _restore(engine, spec.resume_from, cfg.optim, device)
     data = build_batches(cfg, dataset, engine, rank, world)
-    logger = _chief_logger(spec, world, device) if rank == 0 else None
-    meta = {
-        "gan": cfg.gan,
-        "model": asdict(cfg.model),
-        "resolution": dataset.resolution,
-        "channels": dataset.channels,
-        "run_id": spec.run_id,
-    }
-    hooks = RayHooks(rank, engine, logger, spec.progress, meta)
     evaluator = make_evaluator(cfg, engine.gan, dataset, data.domains, device) if cfg.eval.every else None
-    if logger is not None and evaluator is not None:
-        logger.tags(
-            {
-                "ganforge.eval_extractor": evaluator.suite.name,
-                "ganforge.eval_reference": split_of(dataset, next(iter(data.domains.values())))[1],
-            }
-        )
+    logger = _chief_logger(spec, world, device) if rank == 0 else None
+    models = _generator_log(cfg, engine, dataset, logger, evaluator) if logger is not None else None
+    system = _node_metrics(spec, rank, logger, engine)
+    hooks = RayHooks(rank, engine, logger, spec.progress, models)
     try:
         return loop.run(
             cfg,
@@ -181,5 +228,8 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
             node=ray.get_runtime_context().get_node_id(),
         )
     finally:
+        if system is not None:
+            system.stop()
+            system.logger.flush()
         if logger is not None:
             logger.flush()

@@ -4,10 +4,18 @@ resume, reopened) before any worker starts, and ended as FINISHED, FAILED or KIL
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
+from mlflow import MlflowClient
+
+import gan_core
 from pipelines.config import GanforgeConfig, flatten, to_dict
+from pipelines.data.batches import resolve_domains
+from pipelines.data.manifest import read_dataset
 from pipelines.errors import TrainingFailed, user_error_of
+from pipelines.tracking.datasets import log_inputs, run_inputs
+from pipelines.tracking.models import Registered, mark_best, register
 from pipelines.tracking.runs import end_run, git_commit, reopen_run, start_run
 from pipelines.train.resume import STORAGE_TAG
 
@@ -23,6 +31,7 @@ def open_run(cfg: GanforgeConfig, resume_from: str | None) -> GanforgeConfig:
     storage = {STORAGE_TAG: cfg.train.storage_path}  # where `--resume RUN_ID` finds checkpoints
     if cfg.tracking.run_id:
         reopen_run(cfg.tracking, cfg.tracking.run_id, {**storage, "ganforge.resumed_from": str(resume_from)})
+        log_lineage(cfg)  # the same shards are one input; other shards are another
         return cfg
     commit = git_commit()
     tags = {
@@ -34,7 +43,33 @@ def open_run(cfg: GanforgeConfig, resume_from: str | None) -> GanforgeConfig:
         **storage,
     }
     run_id = start_run(cfg.tracking, cfg.gan, run_params(cfg), tags)
-    return dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id))
+    cfg = dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id))
+    log_lineage(cfg)
+    return cfg
+
+
+def log_lineage(cfg: GanforgeConfig) -> None:
+    """The run's dataset inputs: its shards, and the reference split it is evaluated on."""
+    dataset = read_dataset(cfg.data.path)
+    domains = resolve_domains(dataset, cfg.gan, gan_core.get(cfg.gan).domains, cfg.data.domain)
+    log_inputs(cfg.tracking.uri, cfg.tracking.run_id, run_inputs(dataset, domains, evaluated=cfg.eval.every > 0))
+
+
+def name_best_model(uri: str, run_id: str) -> Any | None:
+    """Name the run's best LoggedModel in its tags (``ganforge.model``); a warning, not a
+    failure, where the store does not answer: the models are logged either way."""
+    try:
+        return mark_best(MlflowClient(uri), run_id)
+    except Exception as exc:
+        warnings.warn(f"could not name the best model of run {run_id} ({type(exc).__name__}: {exc})", stacklevel=2)
+        return None
+
+
+def register_best(cfg: GanforgeConfig, run_id: str, name: str) -> Registered:
+    """Register the run's best model under ``name``, moving the alias best if it scores better."""
+    return register(
+        MlflowClient(cfg.tracking.uri), name, run_id, description=f"{cfg.gan} generators trained by ganforge"
+    )
 
 
 def close_failed(cfg: GanforgeConfig, exc: BaseException) -> BaseException:

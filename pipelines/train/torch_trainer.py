@@ -43,7 +43,7 @@ def _trainer_class() -> type:
 def torch_trainer(spec: RunSpec, name: str, callbacks: list | None = None):
     """The run's ``TorchTrainer``; called in the process that created the MLflow run, whose
     node reaches the tracking server, so a loopback server gets its relay here."""
-    from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
+    from ray.train import FailureConfig, ScalingConfig
     from ray.train import RunConfig as RayRunConfig
     from ray.train.torch import TorchConfig
 
@@ -61,7 +61,7 @@ def torch_trainer(spec: RunSpec, name: str, callbacks: list | None = None):
         run_config=RayRunConfig(
             name=name,
             storage_path=train.storage_path,
-            checkpoint_config=CheckpointConfig(num_to_keep=train.keep_checkpoints),
+            checkpoint_config=checkpoint_config(spec),
             failure_config=FailureConfig(max_failures=train.max_failures),
             callbacks=callbacks or [],
         ),
@@ -71,3 +71,17 @@ def torch_trainer(spec: RunSpec, name: str, callbacks: list | None = None):
 def worker_resources(cfg: GanforgeConfig) -> dict[str, float]:
     """What each Ray Train worker reserves: its torch threads' CPUs, and a GPU on GPU runs."""
     return {"CPU": cfg.train.threads_per_worker, **({"GPU": 1} if cfg.train.use_gpu else {})}
+
+
+def checkpoint_config(spec: RunSpec):
+    """``train.keep_checkpoints`` checkpoints: those with the best eval score (lower is better)
+    where the run is evaluated, else the newest. Ray Train keeps the newest one besides them
+    either way, so a run always resumes from where it stopped."""
+    from ray.train import CheckpointConfig
+
+    from pipelines.train.ray_worker import SCORE_KEY
+
+    keep = spec.config.train.keep_checkpoints
+    if spec.rank_checkpoints and spec.config.eval.every:
+        return CheckpointConfig(num_to_keep=keep, checkpoint_score_attribute=SCORE_KEY, checkpoint_score_order="min")
+    return CheckpointConfig(num_to_keep=keep)

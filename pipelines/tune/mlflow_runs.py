@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from pipelines.config import GanforgeConfig, flatten, to_dict
 from pipelines.config.schema import TrackingConfig
 from pipelines.tracking.runs import end_run, experiment_id, git_commit, reopen_run, start_run
-from pipelines.train.run_record import run_params
+from pipelines.train.run_record import log_lineage, run_params
 
 PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
 TRIAL_TAG = "ganforge.trial_id"
@@ -73,7 +73,9 @@ def trial_run(
         "ganforge.kind": "trial",
         **point_tags,
     }
-    return start_run(_named(cfg, f"{search}-{trial_id}"), cfg.gan, run_params(cfg), tags)
+    run_id = start_run(_named(cfg, f"{search}-{trial_id}"), cfg.gan, run_params(cfg), tags)
+    log_lineage(dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id)))
+    return run_id
 
 
 def end_trial_run(cfg: GanforgeConfig, parent: str, trial_id: str, status: str, reason: str, detail: str = "") -> None:

@@ -16,10 +16,10 @@ from typing import Any
 
 from cluster.capacity import Capacity
 from cluster.connect import TRIAL_RESOURCE, alive_nodes, connect
-from gan_core.metrics.inception import weights_path
 from pipelines.config import ConfigError, GanforgeConfig, build, to_dict
 from pipelines.data.manifest import read_dataset
 from pipelines.errors import NotFound, SearchInterrupted
+from pipelines.eval.objective import objective_metric
 from pipelines.tracking import store
 from pipelines.tracking.runs import end_run, reopen_run
 from pipelines.train.paths import resolved
@@ -50,15 +50,6 @@ class SearchOutcome:
     configs: list[Trial]  # the trials, or with tune.seeds > 1 the points pooled over seeds, best first
     best: Trial | None
     tracking: store.TrackingConfig
-
-
-def objective_metric(cfg: GanforgeConfig, resolution: int) -> str:
-    """The eval metric trials are ranked by (minimised)."""
-    if cfg.tune.metric != "auto":
-        return f"eval/{cfg.tune.metric}"
-    if weights_path(cfg.eval.inception_weights or None) is not None:
-        return "eval/fid_inception"
-    return "eval/swd" if resolution >= 16 else "eval/kid_pixels"  # SWD needs room for its pyramid
 
 
 def for_trials(cfg: GanforgeConfig) -> GanforgeConfig:

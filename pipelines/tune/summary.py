@@ -1,7 +1,8 @@
 """What a finished search leaves in its parent MLflow run: a CSV of every trial, a heatmap of
 the final metric over (lr_G, lr_D) with stopped trials marked, the best config (params, a
 ``best_config.yaml`` that ``ganforge train --from-search`` reads) and the best trial's
-generator registered as ``<gan>-generator`` with the alias ``best``. With ``tune.seeds`` > 1
+best model registered as ``<gan>-generator`` (or ``tracking.register``), with the alias
+``best`` where it beats the version holding it. With ``tune.seeds`` > 1
 points are ranked, drawn and reported by their mean over seeds (``configs.csv`` lists them)."""
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from mlflow.exceptions import MlflowException
 from pipelines.config import GanforgeConfig
 from pipelines.config.space import SEED_KEY, apply_point
 from pipelines.errors import NotFound
+from pipelines.tracking.models import RUN_MODEL_TAG, Registered, register
+from pipelines.train.run_record import name_best_model
 from pipelines.tune.mlflow_runs import find_trial_run
 from pipelines.tune.tracker import UNSTABLE, stop_reason
 
 BEST_CONFIG = "best_config.yaml"
-ALIAS = "best"
 
 
 @dataclass
@@ -216,23 +218,13 @@ def _scored_dots(fig: Any, ax: Any, scored: list[Trial], label: str) -> None:
     fig.colorbar(dots, ax=ax, label=f"{label} (lower is better)")
 
 
-def register_best(client: MlflowClient, gan: str, best: Trial) -> str | None:
-    """Register the best trial's generator (the run's ``generator`` artifact) and alias it."""
-    if best.run_id is None:
+def register_best(client: MlflowClient, cfg: GanforgeConfig, best: Trial) -> Registered | None:
+    """Register the best trial's best model under ``tracking.register`` (default
+    ``<gan>-generator``); it takes the alias best if it beats the holder (``tracking.models``)."""
+    if best.run_id is None or RUN_MODEL_TAG not in client.get_run(best.run_id).data.tags:
         return None
-    name = f"{gan}-generator"
-    run = client.get_run(best.run_id)
-    if not any(a.path == "generator" for a in client.list_artifacts(best.run_id)):
-        return None
-    try:
-        client.get_registered_model(name)
-    except MlflowException:  # the first search of this GAN
-        client.create_registered_model(name, description=f"{gan} generators found by ganforge tune")
-    version = client.create_model_version(
-        name, f"{run.info.artifact_uri}/generator", run_id=best.run_id, tags={"ganforge.objective": str(best.objective)}
-    )
-    client.set_registered_model_alias(name, ALIAS, version.version)
-    return version.version
+    name = cfg.tracking.register or f"{cfg.gan}-generator"
+    return register(client, name, best.run_id, description=f"{cfg.gan} generators trained by ganforge")
 
 
 def record(
@@ -243,6 +235,9 @@ def record(
     config, to which the best point is applied for ``best_config.yaml``."""
     client = MlflowClient(cfg.tracking.uri)
     best = next((t for t in configs if t.eligible), None)
+    for trial in trials:  # here, not in the trial: Tune ends a trial as soon as it reports its last step
+        if trial.run_id is not None:
+            name_best_model(cfg.tracking.uri, trial.run_id)
     counts = {
         f"trials/{r}": sum(t.reason == r for t in trials) for r in ("completed", "early_stopped", *UNSTABLE, "error")
     }
@@ -267,9 +262,9 @@ def record(
         params += [Param("best.trial_id", best.trial_id), Param("best.run_id", best.run_id or "")]
         logged = client.get_run(parent).data.params  # a resumed search ends a second time
         params = [p for p in params if p.key not in logged]
-        version = register_best(client, cfg.gan, best)
-        if version is not None:
-            client.set_tag(parent, "ganforge.registered_model", f"{cfg.gan}-generator/{version}")
+        registered = register_best(client, cfg, best)
+        if registered is not None:
+            client.set_tag(parent, "ganforge.registered_model", f"{registered.name}/{registered.version}")
     client.log_batch(parent, metrics=metrics, params=params)
     return best
 

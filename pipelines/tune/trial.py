@@ -94,7 +94,9 @@ def run_trial(point: dict[str, Any], search: dict[str, Any]) -> None:
     # A fresh Train run name per start: a restarted trial resumes from the checkpoint Tune gives
     # it (which, after an exploit, is another trial's), never from this name's own storage.
     trainer = torch_trainer(
-        RunSpec(cfg, resume_from), f"{trial_id}-{uuid.uuid4().hex[:6]}", callbacks=[ForwardReports(queue)]
+        RunSpec(cfg, resume_from, rank_checkpoints=cfg.tune.scheduler != "pbt"),
+        f"{trial_id}-{uuid.uuid4().hex[:6]}",
+        callbacks=[ForwardReports(queue)],
     )
     failure: list[BaseException] = []
 
