@@ -37,6 +37,16 @@ def digit_shards(digits_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def held_out_digits(digits_dir, tmp_path_factory):
+    """The digits at 16 px with 300 of them held out as the evaluation reference."""
+    out = tmp_path_factory.mktemp("held") / "digits-16"
+    write_shards(
+        {"image": digits_dir}, out, ShardOptions(size=16, channels="L", shard_size=400, holdout=300, progress=False)
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
 def digit_shards_with_bad_samples(digit_shards, tmp_path_factory):
     """The digit shards with one undecodable sample appended to each: a run skips and counts them."""
     out = tmp_path_factory.mktemp("bad-samples") / "digits"

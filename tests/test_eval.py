@@ -16,15 +16,6 @@ from pipelines.eval.evaluator import Evaluator
 from pipelines.eval.reference import cache_path
 
 
-@pytest.fixture(scope="module")
-def held_out_digits(digits_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("held") / "shards"
-    write_shards(
-        {"image": digits_dir}, out, ShardOptions(size=16, channels="L", shard_size=400, holdout=300, progress=False)
-    )
-    return out
-
-
 def _evaluator(name, shards, domains, samples=200, batch_size=32):
     engine = tiny_engine(name)  # 16 px, like the shards
     return engine, Evaluator(
