@@ -6,6 +6,13 @@ and the reconstruction loss MSE(G_BA(G_AB(a)), a) with weight ``rate``:
 ``(1 - rate) * gan + rate * recon``. ``rate`` follows the official curriculum: 0.01 for the
 first 10k steps, then 0.5 (``recon_*`` keys). D minimises BCE on reals vs fakes, halved; it
 steps every 3rd iteration and G on the other two (``d_every``), like SKTBrain/DiscoGAN.
+
+Scale: the reference trains on images in [0, 1] with a sigmoid output; ganforge keeps every
+GAN's images in [-1, 1] (tanh), where the same images are twice as far apart, so the squared
+reconstruction error is divided by 4: it is then exactly the reference's MSE, and the
+curriculum's weights balance it against the GAN term as they do there. (D's features and
+logits need no rescaling: a [-1, 1] input is an affine map of a [0, 1] one, which D's first
+layer absorbs.) The nets keep PyTorch's default initialisation, as the reference does.
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ import torch.nn.functional as F
 
 from gan_core.interface import Batch, Nets, Phase, PhaseResult
 from gan_core.nets.discogan import DiscoDiscriminator, DiscoGenerator
-from gan_core.nets.init import dcgan_init
 from gan_core.registry import register
 from gan_core.translation import TranslationGAN
 
@@ -53,6 +59,11 @@ def feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torc
     return torch.stack([(r.float().mean(0) - f.float().mean(0)).pow(2).mean() for r, f in zip(real, fake)]).sum()
 
 
+def reconstruction(recon: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """The reference's MSE on [0, 1] images, from images in [-1, 1]: (2x)^2 = 4x^2."""
+    return F.mse_loss(recon.float(), real.float()) / 4
+
+
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits.float(), target))
 
@@ -77,9 +88,7 @@ class DiscoGAN(TranslationGAN):
             "D_A": DiscoDiscriminator(self.channels, self.resolution, cfg.ndf),
             "D_B": DiscoDiscriminator(self.channels, self.resolution, cfg.ndf),
         }
-        for net in nets.values():
-            dcgan_init(net)
-        return nets
+        return nets  # PyTorch's default initialisation, as the reference's
 
     def discriminator_loss(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:
         return self._discriminator_loss(nets, batch["A"], batch["B"])
@@ -104,7 +113,7 @@ class DiscoGAN(TranslationGAN):
         logs = {}
         for src, dst, real_src, real_dst in (("A", "B", real_a, real_b), ("B", "A", real_b, real_a)):
             fake = nets[f"G_{src}{dst}"](real_src)
-            recon = F.mse_loss(nets[f"G_{dst}{src}"](fake).float(), real_src.float())
+            recon = reconstruction(nets[f"G_{dst}{src}"](fake), real_src)
             d = nets[f"D_{dst}"]
             fake_logit, fake_feats = d(fake)
             with torch.no_grad():

@@ -4,7 +4,8 @@ Generator: a conv encoder (4x4 stride-2 convs, batch norm, LeakyReLU 0.2) down t
 bottleneck, optionally squeezed further to a 1x1 code (the reference's ``extra_layers``, 100
 wide), and a mirrored transposed-conv decoder (batch norm, ReLU). At 64 px this is the
 reference's 64-128-256-512 encoder exactly. The reference ends in a sigmoid for images in
-[0, 1]; ganforge keeps images in [-1, 1], so it ends in tanh (the same map, rescaled).
+[0, 1]; ganforge keeps images in [-1, 1], so it ends in 2 * sigmoid - 1: the reference's
+output exactly, mapped to [-1, 1] (a tanh would be a sigmoid of twice the input).
 
 Discriminator: the same encoder and a 4x4 valid conv to one logit; it also returns the
 activations of its normalised layers, which the generator's feature-matching loss compares.
@@ -27,6 +28,13 @@ def _up(w_in: int, w_out: int) -> list[nn.Module]:
     return [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False), nn.BatchNorm2d(w_out), nn.ReLU(True)]
 
 
+class SigmoidOutput(nn.Module):
+    """The reference's sigmoid output, in [-1, 1]."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x) * 2 - 1
+
+
 class DiscoGenerator(nn.Module):
     def __init__(self, channels: int, resolution: int, ngf: int = 64, code: int = 0):
         super().__init__()
@@ -46,7 +54,7 @@ class DiscoGenerator(nn.Module):
         back = list(reversed(widths))
         for w_in, w_out in zip(back, back[1:]):
             layers += _up(w_in, w_out)
-        layers += [nn.ConvTranspose2d(back[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [nn.ConvTranspose2d(back[-1], channels, 4, 2, 1, bias=False), SigmoidOutput()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
