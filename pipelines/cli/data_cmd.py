@@ -20,6 +20,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     shard.add_argument("--domain-b", type=Path, help="unpaired translation: folder of domain B")
     shard.add_argument("--out", type=Path, required=True, help="output folder (must not exist unless --overwrite)")
     shard.add_argument("--size", type=int, default=64, help="side of the square images (default 64)")
+    shard.add_argument(
+        "--load-size",
+        type=int,
+        default=0,
+        help="store the images at this side and train on random --size crops of them (plus flips with "
+        "data.hflip): CycleGAN's jitter is 286 for 256, size x 286 / 256 at other sizes (default: --size)",
+    )
     shard.add_argument("--channels", choices=["RGB", "L"], default="RGB", help="RGB or L (grayscale)")
     shard.add_argument("--shard-size", type=int, default=1000, help="images per shard (default 1000)")
     shard.add_argument("--workers", type=int, default=0, help="processes preparing images (default: all cores)")
@@ -62,6 +69,7 @@ def run_shard(args: argparse.Namespace) -> None:
 
     opts = ShardOptions(
         size=args.size,
+        load_size=args.load_size,
         channels=args.channels,
         shard_size=args.shard_size,
         workers=args.workers,

@@ -74,6 +74,7 @@ class Batches:
                 batch_size,
                 epoch_batches,
                 pin_memory,
+                dataset.load_size,
             )
             for key, name in domains.items()
         }
@@ -103,4 +104,7 @@ class Batches:
     def preview(self, n: int) -> dict[str, torch.Tensor]:
         """The first ``n`` images of every domain, for fixed sample-grid inputs."""
         ds = self.dataset
-        return {key: first_images(ds.domain(name), n, ds.resolution, ds.channels) for key, name in self.domains.items()}
+        return {
+            key: first_images(ds.domain(name), n, ds.resolution, ds.channels, ds.load_size)
+            for key, name in self.domains.items()
+        }

@@ -5,6 +5,7 @@ decodes."""
 from __future__ import annotations
 
 import io
+import random
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,18 @@ def prepare_image(path: Path, size: int, channels: str) -> bytes:
     out = io.BytesIO()
     prepared.save(out, format="PNG", compress_level=1)
     return out.getvalue()
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The central size x size window of a (C, H, W) array (itself when it is that size)."""
+    top, left = (image.shape[1] - size) // 2, (image.shape[2] - size) // 2
+    return image[:, top : top + size, left : left + size]
+
+
+def random_crop(image: np.ndarray, size: int, rng: random.Random) -> np.ndarray:
+    """A size x size window of a (C, H, W) array at a position drawn from ``rng``."""
+    top, left = rng.randrange(image.shape[1] - size + 1), rng.randrange(image.shape[2] - size + 1)
+    return np.ascontiguousarray(image[:, top : top + size, left : left + size])
 
 
 def decode_png(data: bytes, size: int, channels: int) -> np.ndarray:

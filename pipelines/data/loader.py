@@ -32,7 +32,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pipelines.data.images import BadImage, decode_png
+from pipelines.data.images import BadImage, center_crop, decode_png, random_crop
 from pipelines.data.manifest import DataError, DomainShards
 
 CHUNK = 16  # samples per worker->main transfer: amortises IPC without adding latency
@@ -109,10 +109,11 @@ class _Skips:
 class DomainStream(IterableDataset):
     """Decoded samples of one domain for one rank, as chunks of up to CHUNK samples."""
 
-    def __init__(self, shards: DomainShards, spec: StreamSpec, resolution: int, channels: int):
+    def __init__(self, shards: DomainShards, spec: StreamSpec, resolution: int, channels: int, load_size: int = 0):
         super().__init__()
         self.shards, self.spec = shards, spec
         self.resolution, self.channels = resolution, channels
+        self.load_size = load_size or resolution  # stored larger: a random crop of each sample
         self.epoch, self.pass_ = 0, 0
 
     def set_epoch(self, epoch: int, pass_: int = 0) -> None:
@@ -158,9 +159,11 @@ class DomainStream(IterableDataset):
         images: list[np.ndarray] = []
         keys: list[str] = []
         reported = 0
+        crops = self._rng(worker, salt=3)  # the same crops when an epoch is read again (a resume)
         for sample in samples:
             try:
-                images.append(decode_png(sample["png"], self.resolution, self.channels))
+                image = decode_png(sample["png"], self.load_size, self.channels)
+                images.append(random_crop(image, self.resolution, crops) if self.load_size > self.resolution else image)
             except (BadImage, KeyError):  # KeyError: a member with no .png image
                 skips.count += 1
                 continue
@@ -223,10 +226,11 @@ class RankBatches:
         batch_size: int,
         epoch_batches: int = 0,
         pin_memory: bool = False,
+        load_size: int = 0,
     ):
         check_exact(shards, spec)
         self.shards, self.spec, self.batch_size = shards, spec, batch_size
-        self.dataset = DomainStream(shards, spec, resolution, channels)
+        self.dataset = DomainStream(shards, spec, resolution, channels, load_size)
         self.epoch_batches = epoch_batches or max(1, shards.count // (batch_size * spec.world))
         self.pin_memory = pin_memory
         self._endless: Iterator[dict] | None = None
@@ -275,15 +279,18 @@ class RankBatches:
             yield from islice(rebatch(chunks, self.batch_size), n)
 
 
-def read_images(shards: DomainShards, n: int, resolution: int, channels: int) -> tuple[torch.Tensor, list[str]]:
+def read_images(
+    shards: DomainShards, n: int, resolution: int, channels: int, load_size: int = 0
+) -> tuple[torch.Tensor, list[str]]:
     """The first ``n`` decodable images of a domain (all if ``n`` is 0), in shard order, with
-    the source file names they were sharded from. The same on every call: sample grids and
-    evaluation references stay fixed all run long."""
+    the source file names they were sharded from; images stored larger (``load_size``) are
+    centre-cropped. The same on every call: sample grids and evaluation references stay fixed
+    all run long."""
     images: list[np.ndarray] = []
     names: list[str] = []
     for sample in wds.tarfile_samples(({"url": u} for u in shards.urls), handler=wds.ignore_and_continue):
         try:
-            images.append(decode_png(sample["png"], resolution, channels))
+            images.append(center_crop(decode_png(sample["png"], load_size or resolution, channels), resolution))
         except (BadImage, KeyError):
             continue
         names.append(sample.get("path.txt", b"").decode() or sample["__key__"])
@@ -297,5 +304,5 @@ def read_images(shards: DomainShards, n: int, resolution: int, channels: int) ->
     return torch.from_numpy(np.stack(images)), names
 
 
-def first_images(shards: DomainShards, n: int, resolution: int, channels: int) -> torch.Tensor:
-    return read_images(shards, n, resolution, channels)[0]
+def first_images(shards: DomainShards, n: int, resolution: int, channels: int, load_size: int = 0) -> torch.Tensor:
+    return read_images(shards, n, resolution, channels, load_size)[0]

@@ -40,6 +40,12 @@ class Dataset:
     manifest: dict[str, Any]
     holdouts: dict[str, DomainShards]  # held-out evaluation split per domain (may be empty)
 
+    @property
+    def load_size(self) -> int:
+        """The side the images are stored at: larger than ``resolution`` where training takes
+        random crops of them (``data shard --load-size``)."""
+        return int(self.manifest.get("load_size", self.resolution))
+
     def domain(self, name: str) -> DomainShards:
         if name not in self.domains:
             have = ", ".join(sorted(self.domains))

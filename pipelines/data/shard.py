@@ -29,6 +29,9 @@ from pipelines.data.staging import staged_folder
 @dataclass(frozen=True)
 class ShardOptions:
     size: int = 64
+    # Stored side: > size stores larger images, of which training takes random size-px crops
+    # (CycleGAN's jitter: 286 for 256); 0 = size.
+    load_size: int = 0
     channels: str = "RGB"
     shard_size: int = 1000  # images per shard
     workers: int = 0  # image-preparing processes; 0 = all cores
@@ -40,6 +43,8 @@ class ShardOptions:
     def validate(self) -> None:
         if self.size < 8:
             raise DataError(f"--size must be >= 8, got {self.size}")
+        if self.load_size and self.load_size < self.size:
+            raise DataError(f"--load-size must be >= --size ({self.size}), got {self.load_size}")
         if self.channels not in CHANNEL_MODES:
             raise DataError(f"--channels must be one of {sorted(CHANNEL_MODES)}, got {self.channels!r}")
         if self.shard_size < 1:
@@ -64,7 +69,7 @@ def _prepare(path: Path, size: int, channels: str) -> tuple[Path, bytes | None, 
 
 
 def _prepared(files: list[Path], opts: ShardOptions, desc: str) -> Iterator[tuple[Path, bytes | None, str]]:
-    work = partial(_prepare, size=opts.size, channels=opts.channels)
+    work = partial(_prepare, size=opts.load_size or opts.size, channels=opts.channels)
     processes = opts.workers or os.cpu_count() or 1
     bar = tqdm(total=len(files), desc=desc, unit="img", disable=not opts.progress)
     with bar:
@@ -164,6 +169,7 @@ def write_shards(sources: dict[str, Path], out: Path, opts: ShardOptions) -> dic
         manifest = {
             "format": FORMAT,
             "resolution": opts.size,
+            "load_size": opts.load_size or opts.size,
             "channel_mode": opts.channels,
             "channels": CHANNEL_MODES[opts.channels],
             "shard_size": opts.shard_size,

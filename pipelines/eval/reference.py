@@ -62,7 +62,7 @@ def _save(features: torch.Tensor, path: Path) -> None:
 def load_reference(dataset: Dataset, domain: str, n: int) -> Reference:
     """Up to ``n`` reference images of ``domain``, always the same ones."""
     shards, split = split_of(dataset, domain)
-    images, names = read_images(shards, n, dataset.resolution, dataset.channels)
+    images, names = read_images(shards, n, dataset.resolution, dataset.channels, dataset.load_size)
     return Reference(images, names, split, domain)
 
 
