@@ -47,13 +47,14 @@ def measure(gan: str, size: int, batch: int, args: argparse.Namespace) -> dict:
     """Time ``args.steps`` steps after ``args.warmup`` in this process."""
     import torch
 
+    import gan_core
     from pipelines.core.device import amp_mode, channels_last, configure_device
     from pipelines.core.engine import Engine
     from pipelines.core.tensors import to_model_batch
 
     cfg = case_config(gan, batch, args)
     device = torch.device(args.device)
-    configure_device(cfg.train, device)
+    configure_device(cfg.train, device, gan_core.get(gan).tf32)
     torch.set_num_threads(args.threads)
     channels = 1 if gan in ONE_DOMAIN else 3  # the demo data's: grey digits, RGB pairs
     engine = Engine.for_config(cfg, size, channels, device)

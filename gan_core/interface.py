@@ -23,6 +23,7 @@ same GAN object works in a single process, under DDP, and for sampling from EMA 
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -108,6 +109,9 @@ class GAN(abc.ABC):
     domains: ClassVar[tuple[str, ...]] = ("image",)
     # Nets that get an exponential moving average copy when EMA is on; samples use it.
     ema_nets: ClassVar[tuple[str, ...]] = ()
+    # TF32 matmuls and convolutions on a GPU, where ``train.tf32`` is auto: the official
+    # code's choice (PyTorch's defaults for most; NVlabs turn it off for StyleGAN2).
+    tf32: ClassVar[bool] = True
 
     def __init__(self, cfg: Any, resolution: int, channels: int):
         self.cfg = cfg
@@ -123,6 +127,21 @@ class GAN(abc.ABC):
     @abc.abstractmethod
     def build_nets(self) -> dict[str, nn.Module]:
         """Fresh, initialised nets keyed by name (the names used in ``groups``)."""
+
+    def precision(
+        self, nets: Nets, dtype: torch.dtype | None, phase: Phase
+    ) -> contextlib.AbstractContextManager | None:
+        """A GAN that sets its own layers' precision returns the context ``phase`` runs in,
+        given the run's reduced-precision ``dtype`` (None: float32), and the loop then does not
+        autocast it; None (the default) lets the loop autocast the whole phase."""
+        del nets, dtype, phase
+        return None
+
+    def lazy_intervals(self) -> dict[str, int]:
+        """Each lazily regularised group's interval k: the loop scales its lr and betas by
+        k / (k + 1). By default the interval of its lazy phase; a GAN may keep the factor for a
+        regulariser it does not run (NVlabs' StyleGAN2 keeps it when the weight is 0)."""
+        return {p.trains: p.every for p in reversed(self.phases) if p.lazy}
 
     @classmethod
     def groups_with(cls, role: str) -> tuple[str, ...]:

@@ -24,7 +24,17 @@ UNCONDITIONAL = {  # steps, overrides, the SWD after training must be below this
     "lsgan": (400, ["model.ngf=32", "model.ndf=32"], 0.4),
     "stylegan": (
         400,
-        ["model.z_dim=32", "model.w_dim=32", "model.channel_base=512", "model.channel_max=32", "data.batch_size=8"],
+        # R1 gamma by NVlabs' auto rule and an EMA ramp-up, as the demo config has: config F's
+        # gamma 10 is meant for 1024 px
+        [
+            "model.z_dim=32",
+            "model.w_dim=32",
+            "model.channel_base=512",
+            "model.channel_max=32",
+            "data.batch_size=8",
+            "model.r1_gamma=-1",
+            "train.ema_rampup=0.05",
+        ],
         0.5,
     ),
 }

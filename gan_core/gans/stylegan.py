@@ -9,6 +9,7 @@ The engine keeps an EMA copy of G, which samples and exports use.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from gan_core.interface import GAN, Batch, Nets, Phase, PhaseResult, discriminator, generator, square_grid
+from gan_core.nets.precision import compute_precision
 from gan_core.nets.stylegan2 import StyleDiscriminator, StyleGenerator
 from gan_core.registry import register
 
@@ -34,7 +36,7 @@ class StyleGANConfig:
     channel_base: int = 32768  # width at resolution r: min(channel_base / r, channel_max)
     channel_max: int = 512
     mbstd_group: int = 4
-    r1_gamma: float = -1.0  # < 0: NVlabs' "auto" rule 0.0002 * resolution^2 / global batch
+    r1_gamma: float = 10.0  # config F's; < 0: NVlabs' "auto" rule 0.0002 * resolution^2 / global batch
     r1_every: int = 16
     pl_weight: float = 2.0  # 0 turns path-length regularisation off
     pl_every: int = 4
@@ -42,6 +44,10 @@ class StyleGANConfig:
     pl_decay: float = 0.01
     style_mixing: float = 0.9
     w_avg_beta: float = 0.995
+    # NVlabs' mixed precision: under train.amp, only the blocks of the num_fp16_res highest
+    # resolutions compute in reduced precision, with activations clamped at conv_clamp (0: off).
+    num_fp16_res: int = 4
+    conv_clamp: float = 256.0
 
     def __post_init__(self) -> None:
         for key in (
@@ -57,6 +63,8 @@ class StyleGANConfig:
         ):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
+        if self.num_fp16_res < 0 or self.conv_clamp < 0:
+            raise ValueError("model.num_fp16_res and model.conv_clamp must be >= 0")
         if self.mapping_lr_mul <= 0 or self.pl_weight < 0:
             raise ValueError("model.mapping_lr_mul must be > 0 and model.pl_weight >= 0")
         for key in ("style_mixing", "pl_decay", "w_avg_beta"):
@@ -74,6 +82,7 @@ class StyleGAN(GAN):
     Config = StyleGANConfig
     groups = {"G": generator("G"), "D": discriminator("D")}
     ema_nets = ("G",)
+    tf32 = False  # NVlabs' --allow-tf32 defaults to false
 
     def __init__(self, cfg: StyleGANConfig, resolution: int, channels: int):
         super().__init__(cfg, resolution, channels)
@@ -90,6 +99,11 @@ class StyleGAN(GAN):
             phases.append(Phase("Dr1", "D", self.r1, every=cfg.r1_every, lazy=True, double_backward=True))
         return tuple(phases)
 
+    def lazy_intervals(self) -> dict[str, int]:
+        """NVlabs' G_reg_interval and D_reg_interval: both optimizers keep their k / (k + 1)
+        factor even where a regulariser's weight is 0 and its phase is not run."""
+        return {"G": self.cfg.pl_every, "D": self.cfg.r1_every}
+
     def build_nets(self):
         c: StyleGANConfig = self.cfg
         return {
@@ -103,9 +117,21 @@ class StyleGAN(GAN):
                 c.mapping_layers,
                 c.mapping_lr_mul,
                 c.w_avg_beta,
+                c.num_fp16_res,
             ),
-            "D": StyleDiscriminator(self.resolution, self.channels, c.channel_base, c.channel_max, c.mbstd_group),
+            "D": StyleDiscriminator(
+                self.resolution, self.channels, c.channel_base, c.channel_max, c.mbstd_group, c.num_fp16_res
+            ),
         }
+
+    def precision(self, nets: Nets, dtype: torch.dtype | None, phase: Phase) -> contextlib.AbstractContextManager:
+        """NVlabs' policy (``gan_core/nets/precision.py``) where the run asks for reduced
+        precision; R1 and path length, which differentiate twice, run in float32 (with the
+        same clamps, so D and G compute the same function in every phase)."""
+        if dtype is None:
+            return contextlib.nullcontext()
+        clamp = self.cfg.conv_clamp or None
+        return compute_precision(nets.values(), None if phase.double_backward else dtype, clamp)
 
     def _z(self, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(n, self.cfg.z_dim, device=like.device)
@@ -146,8 +172,11 @@ class StyleGAN(GAN):
         noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
         (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
         lengths = grad.float().square().sum(2).mean(1).sqrt()
-        self.pl_mean = self.pl_mean.to(lengths.device).lerp(lengths.detach().mean(), self.cfg.pl_decay)
-        penalty = (lengths - self.pl_mean).square() * self.cfg.pl_weight
+        # As NVlabs' loss: the penalty differentiates through the updated mean (it is not
+        # detached there); only the stored running mean is.
+        pl_mean = self.pl_mean.to(lengths.device).lerp(lengths.mean(), self.cfg.pl_decay)
+        self.pl_mean = pl_mean.detach()
+        penalty = (lengths - pl_mean).square() * self.cfg.pl_weight
         loss = (img[:, 0, 0, 0].float() * 0 + penalty).mean() * self.cfg.pl_every
         return PhaseResult(loss, {"loss/pl": penalty.detach().mean(), "G/pl_mean": self.pl_mean.detach()})
 

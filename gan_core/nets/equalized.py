@@ -15,10 +15,13 @@ from gan_core.nets.resample import blur, fir_kernel
 LRELU_GAIN = math.sqrt(2.0)  # keeps activations' second moment through leaky ReLU(0.2)
 
 
-def bias_lrelu(x: torch.Tensor, bias: torch.Tensor | None, gain: float = LRELU_GAIN) -> torch.Tensor:
+def bias_lrelu(
+    x: torch.Tensor, bias: torch.Tensor | None, gain: float = LRELU_GAIN, clamp: float | None = None
+) -> torch.Tensor:
     if bias is not None:
         x = x + bias.view(1, -1, *([1] * (x.dim() - 2))).to(x.dtype)
-    return F.leaky_relu(x, 0.2) * gain
+    x = F.leaky_relu(x, 0.2) * gain
+    return x.clamp(-clamp, clamp) if clamp is not None else x
 
 
 class EqualLinear(nn.Module):
@@ -57,6 +60,7 @@ class EqualConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
         self.scale = 1.0 / math.sqrt(in_ch * kernel * kernel)
         self.activation, self.down, self.gain, self.kernel = activation, down, gain, kernel
+        self.clamp: float | None = None  # NVlabs' conv_clamp, set under the precision policy
         self.register_buffer("fir", fir_kernel(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,8 +71,10 @@ class EqualConv2d(nn.Module):
             x = F.conv2d(x, weight, stride=2)
         else:
             x = F.conv2d(x, weight, padding=self.kernel // 2)
+        clamp = self.clamp * self.gain if self.clamp is not None else None  # NVlabs scale it by the gain
         if self.activation:
-            return bias_lrelu(x, self.bias, LRELU_GAIN * self.gain)
+            return bias_lrelu(x, self.bias, LRELU_GAIN * self.gain, clamp)
         if self.bias is not None:
             x = x + self.bias.view(1, -1, 1, 1).to(x.dtype)
-        return x * self.gain if self.gain != 1 else x
+        x = x * self.gain if self.gain != 1 else x
+        return x.clamp(-clamp, clamp) if clamp is not None else x

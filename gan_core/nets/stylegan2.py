@@ -20,6 +20,7 @@ from torch import nn
 
 from gan_core.nets.dcgan import check_resolution
 from gan_core.nets.equalized import LRELU_GAIN, EqualConv2d, EqualLinear, bias_lrelu
+from gan_core.nets.precision import fp16_resolution
 from gan_core.nets.resample import blur, fir_kernel, upsample2d
 
 
@@ -54,6 +55,13 @@ class MappingNetwork(nn.Module):
         return x.unsqueeze(1).expand(-1, self.num_ws, -1)
 
 
+def demodulation(styles: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(N, out) coefficients that renormalise each sample's modulated weights: in the styles'
+    and weights' float32, whatever the block computes in. |W_o * s|^2 = sum_i s_i^2 *
+    sum_k W_oik^2: one (N, in) x (in, out) product, never the per-sample weights."""
+    return (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+
+
 class ModulatedConv2d(nn.Module):
     fir: torch.Tensor  # a buffer
     """A conv whose weights are scaled per sample by a style, then (optionally) renormalised
@@ -76,8 +84,12 @@ class ModulatedConv2d(nn.Module):
         self.register_buffer("fir", fir_kernel(), persistent=False)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        styles = self.affine(w)  # (N, in)
+        styles = self.affine(w)  # (N, in): w and so the styles stay float32 under the precision policy
         weight = self.weight * self.scale  # (out, in, k, k)
+        if self.demodulate and x.dtype == torch.float16:
+            # NVlabs' pre-normalisation against fp16 overflow; demodulation cancels it exactly.
+            weight = weight * (self.scale / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+            styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
         x = x * styles.to(x.dtype)[:, :, None, None]
         if self.up:  # transposed stride-2 conv, then the FIR filter (pad 1: 2h+1 -> 2h)
             x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
@@ -85,10 +97,7 @@ class ModulatedConv2d(nn.Module):
         else:
             x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
         if self.demodulate:
-            # |W_o * s|^2 = sum_i s_i^2 * sum_k W_oik^2: one (N, in) x (in, out) product, never
-            # the (N, out, in, k, k) tensor of per-sample weights.
-            dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # (N, out)
-            x = x * dcoefs.to(x.dtype)[:, :, None, None]
+            x = x * demodulation(styles, weight).to(x.dtype)[:, :, None, None]
         return x
 
 
@@ -100,6 +109,7 @@ class StyledConv(nn.Module):
         self.conv = ModulatedConv2d(in_ch, out_ch, 3, w_dim, up=up)
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.bias = nn.Parameter(torch.zeros(out_ch))
+        self.clamp: float | None = None  # NVlabs' conv_clamp, set under the precision policy
         self.register_buffer("noise_const", torch.randn(resolution, resolution))  # for repeatable samples
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str) -> torch.Tensor:
@@ -112,7 +122,7 @@ class StyledConv(nn.Module):
             )
         elif noise_mode == "const":
             x = x + (self.noise_const * self.noise_strength).to(x.dtype)
-        return bias_lrelu(x, self.bias)
+        return bias_lrelu(x, self.bias, clamp=self.clamp)
 
 
 class ToRGB(nn.Module):
@@ -120,9 +130,11 @@ class ToRGB(nn.Module):
         super().__init__()
         self.conv = ModulatedConv2d(in_ch, img_channels, 1, w_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(img_channels))
+        self.clamp: float | None = None
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return self.conv(x, w) + self.bias.view(1, -1, 1, 1).to(x.dtype)
+        y = self.conv(x, w) + self.bias.view(1, -1, 1, 1).to(x.dtype)
+        return y.clamp(-self.clamp, self.clamp) if self.clamp is not None else y
 
 
 class SynthesisBlock(nn.Module):
@@ -132,9 +144,10 @@ class SynthesisBlock(nn.Module):
     fir: torch.Tensor  # a buffer
     convs: nn.ModuleList
 
-    def __init__(self, in_ch: int, out_ch: int, w_dim: int, resolution: int, img_channels: int):
+    def __init__(self, in_ch: int, out_ch: int, w_dim: int, resolution: int, img_channels: int, use_fp16: bool):
         super().__init__()
         self.first = resolution == 4
+        self.use_fp16, self.compute_dtype = use_fp16, torch.float32  # precision.py sets it per phase
         if self.first:
             self.const = nn.Parameter(torch.randn(out_ch, 4, 4))
             self.convs = nn.ModuleList([StyledConv(out_ch, out_ch, w_dim, resolution)])
@@ -147,18 +160,28 @@ class SynthesisBlock(nn.Module):
 
     def forward(self, x, img, ws: torch.Tensor, noise_mode: str):
         if self.first:
-            x = self.const.to(ws.dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+        x = x.to(self.compute_dtype)
         for i, conv in enumerate(self.convs):
             x = conv(x, ws[:, i], noise_mode)
-        y = self.torgb(x, ws[:, len(self.convs)])
+        y = self.torgb(x, ws[:, len(self.convs)]).float()  # the image sum stays float32
         return x, (y if img is None else upsample2d(img, self.fir) + y)
 
 
 class SynthesisNetwork(nn.Module):
-    def __init__(self, w_dim: int, resolution: int, img_channels: int, channel_base: int, channel_max: int):
+    def __init__(
+        self,
+        w_dim: int,
+        resolution: int,
+        img_channels: int,
+        channel_base: int,
+        channel_max: int,
+        num_fp16_res: int = 0,
+    ):
         super().__init__()
         check_resolution(resolution, minimum=8)
         resolutions = [2**i for i in range(2, int(math.log2(resolution)) + 1)]
+        reduced_from = fp16_resolution(resolution, num_fp16_res) if num_fp16_res else resolution * 2
         blocks = [
             SynthesisBlock(
                 channels_at(res // 2, channel_base, channel_max) if res > 4 else 0,
@@ -166,6 +189,7 @@ class SynthesisNetwork(nn.Module):
                 w_dim,
                 res,
                 img_channels,
+                use_fp16=res >= reduced_from,
             )
             for res in resolutions
         ]
@@ -195,10 +219,11 @@ class StyleGenerator(nn.Module):
         mapping_layers: int = 8,
         mapping_lr_mul: float = 0.01,
         w_avg_beta: float = 0.995,
+        num_fp16_res: int = 0,
     ):
         super().__init__()
         self.z_dim = z_dim
-        self.synthesis = SynthesisNetwork(w_dim, resolution, img_channels, channel_base, channel_max)
+        self.synthesis = SynthesisNetwork(w_dim, resolution, img_channels, channel_base, channel_max, num_fp16_res)
         self.mapping = MappingNetwork(z_dim, w_dim, self.synthesis.num_ws, mapping_layers, mapping_lr_mul, w_avg_beta)
 
     def mix_styles(self, z: torch.Tensor, ws: torch.Tensor, prob: float) -> torch.Tensor:
@@ -252,13 +277,15 @@ class MinibatchStd(nn.Module):
 
 
 class DiscriminatorBlock(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int):
+    def __init__(self, in_ch: int, out_ch: int, use_fp16: bool = False):
         super().__init__()
         self.conv0 = EqualConv2d(in_ch, in_ch, 3)
         self.conv1 = EqualConv2d(in_ch, out_ch, 3, down=True, gain=math.sqrt(0.5))
         self.skip = EqualConv2d(in_ch, out_ch, 1, bias=False, activation=False, down=True, gain=math.sqrt(0.5))
+        self.use_fp16, self.compute_dtype = use_fp16, torch.float32  # precision.py sets it per phase
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.compute_dtype)
         return self.skip(x) + self.conv1(self.conv0(x))
 
 
@@ -270,20 +297,24 @@ class StyleDiscriminator(nn.Module):
         channel_base: int = 32768,
         channel_max: int = 512,
         mbstd_group: int = 4,
+        num_fp16_res: int = 0,
     ):
         super().__init__()
         check_resolution(resolution, minimum=8)
         ch = lambda r: channels_at(r, channel_base, channel_max)  # noqa: E731
         self.from_rgb = EqualConv2d(img_channels, ch(resolution), 1)
         resolutions = [2**i for i in range(int(math.log2(resolution)), 2, -1)]
-        self.blocks = nn.Sequential(*(DiscriminatorBlock(ch(r), ch(r // 2)) for r in resolutions))
+        reduced_from = fp16_resolution(resolution, num_fp16_res) if num_fp16_res else resolution * 2
+        self.blocks = nn.Sequential(*(DiscriminatorBlock(ch(r), ch(r // 2), r >= reduced_from) for r in resolutions))
         self.mbstd = MinibatchStd(mbstd_group)
         self.conv = EqualConv2d(ch(4) + 1, ch(4), 3)
         self.fc = EqualLinear(ch(4) * 16, ch(4), activation=True)
         self.out = EqualLinear(ch(4), 1)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(self.from_rgb(img))
+        top: DiscriminatorBlock = self.blocks[0]  # type: ignore[assignment]
+        x = self.from_rgb(img.to(top.compute_dtype))  # NVlabs: part of the top block
+        x = self.blocks(x).float()  # the epilogue (4 x 4) is float32
         x = self.conv(self.mbstd(x))
         return self.out(self.fc(x.flatten(1))).flatten()
 

@@ -77,7 +77,9 @@ class TrainConfig:
     # the GPU has it (fp16 adds a gradient scaler, for GPUs without bf16).
     amp: str = "auto"  # auto | off | bf16 | fp16
     channels_last: str = "auto"  # auto | on | off: NHWC nets and batches (tensor cores' layout)
-    tf32: bool = True  # TF32 matmuls and convolutions on Ampere and newer (no effect on CPU)
+    # TF32 matmuls and convolutions on Ampere and newer (no effect on CPU): auto = the official
+    # code's choice per GAN (off for StyleGAN, as NVlabs; on for the others), on or off.
+    tf32: str = "auto"
     compile: bool = False  # torch.compile every net (minutes of compiling; pays off on long GPU runs)
     ema_half_life_kimg: float = 0.0  # EMA of the ema_nets, half-life in thousands of images; 0 = off
     # StyleGAN2-ADA's ramp-up: the half-life is at most this fraction of the images seen so
@@ -112,6 +114,7 @@ class TrainConfig:
         _require(
             self.channels_last in SWITCHES, f"train.channels_last must be one of {SWITCHES}, got {self.channels_last!r}"
         )
+        _require(self.tf32 in SWITCHES, f"train.tf32 must be one of {SWITCHES}, got {self.tf32!r}")
         _require(self.ema_half_life_kimg >= 0, "train.ema_half_life_kimg must be >= 0")
         _require(self.ema_rampup >= 0, "train.ema_rampup must be >= 0")
         _require(self.max_failures >= 0, "train.max_failures must be >= 0")

@@ -21,12 +21,18 @@ def channels_last(train: TrainConfig, device: torch.device) -> bool:
     return train.channels_last == "on" or (train.channels_last == "auto" and device.type == "cuda")
 
 
-def configure_device(train: TrainConfig, device: torch.device) -> None:
-    """Process-wide switches, set once per worker before the nets are built."""
+def tf32(train: TrainConfig, gan_default: bool) -> bool:
+    return train.tf32 == "on" or (train.tf32 == "auto" and gan_default)
+
+
+def configure_device(train: TrainConfig, device: torch.device, gan_tf32: bool = True) -> None:
+    """Process-wide switches, set once per worker before the nets are built; ``gan_tf32``:
+    the GAN's own TF32 default (``GAN.tf32``), which ``train.tf32=auto`` follows."""
     if device.type != "cuda":
         return
     if device.index is not None:  # a bare "cuda" means the current device
         torch.cuda.set_device(device)
-    torch.backends.cuda.matmul.allow_tf32 = train.tf32
-    torch.backends.cudnn.allow_tf32 = train.tf32
+    allowed = tf32(train, gan_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+    torch.backends.cudnn.allow_tf32 = allowed
     torch.backends.cudnn.benchmark = True  # fixed input shapes: autotuned convolutions pay off from step 2

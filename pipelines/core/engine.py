@@ -38,11 +38,11 @@ class GroupOptim:
     nets: tuple[str, ...]
 
 
-def lazy_ratio(phases: tuple[Phase, ...], group: str) -> float:
+def lazy_ratio(gan: GAN, group: str) -> float:
     """StyleGAN2's lazy regularisation: a group whose regulariser runs every k steps gets its
     lr and betas rescaled by c = k / (k + 1), so the optimiser sees the same effective step."""
-    lazy = [p.every for p in phases if p.trains == group and p.lazy]
-    return lazy[0] / (lazy[0] + 1) if lazy else 1.0
+    k = gan.lazy_intervals().get(group)
+    return k / (k + 1) if k else 1.0
 
 
 def role_lr(role: str, lr_g: float, lr_d: float) -> float:
@@ -96,7 +96,7 @@ class Engine:
         return DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
 
     def _make_optim(self, group: str, optim: OptimConfig) -> GroupOptim:
-        c = lazy_ratio(self.gan.phases, group)
+        c = lazy_ratio(self.gan, group)
         names = self.gan.groups[group].nets
         params = [p for n in names for p in self.raw[n].parameters()]
         lr = role_lr(self.gan.groups[group].role, optim.lr_g, optim.lr_d)
@@ -135,12 +135,18 @@ class Engine:
             return torch.compiler.set_stance("force_eager")
         return contextlib.nullcontext()
 
+    def _precision(self, phase: Phase) -> contextlib.AbstractContextManager:
+        """The GAN's own precision policy where it has one (StyleGAN's), else autocast."""
+        policy = self.gan.precision(self.nets, self.amp_dtype, phase)
+        if policy is not None:
+            return policy
+        enabled = self.amp_dtype is not None
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=enabled)
+
     def _run_phase(self, phase: Phase, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         group = self.groups[phase.trains]
         with self._set_trainable(phase.trains), self._eager_if_needed(phase):
-            with torch.autocast(
-                self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
-            ):
+            with self._precision(phase):
                 result = phase.compute(self.nets, batch, self.step)
             group.optimizer.zero_grad(set_to_none=True)
             group.scaler.scale(result.loss).backward()
@@ -154,7 +160,7 @@ class Engine:
     def _apply_lr_schedule(self) -> None:
         factor = lr_factor(self.step, self.train_cfg.steps, self.optim_cfg.lr_decay_from)
         for name, group in self.groups.items():
-            c = lazy_ratio(self.gan.phases, name)
+            c = lazy_ratio(self.gan, name)
             for param_group in group.optimizer.param_groups:
                 param_group["lr"] = param_group["base_lr"] * c * factor
 

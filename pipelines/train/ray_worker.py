@@ -17,6 +17,7 @@ import ray.train
 import ray.train.torch
 import torch
 
+import gan_core
 from pipelines.config.schema import GanforgeConfig, OptimConfig
 from pipelines.core import loop
 from pipelines.core.checkpoint import load_checkpoint, save_checkpoint
@@ -205,7 +206,7 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(cfg.train.threads_per_worker)
     device = ray.train.torch.get_device()  # one CUDA device per worker on GPU
-    configure_device(cfg.train, device)
+    configure_device(cfg.train, device, gan_core.get(cfg.gan).tf32)
 
     dataset = read_dataset(cfg.data.path)
     engine = build_engine(cfg, dataset, device)
