@@ -37,6 +37,9 @@ Nets = Mapping[str, nn.Module]
 
 
 GENERATOR, DISCRIMINATOR = "generator", "discriminator"
+# What a GAN's D phase logs for ADA's overfitting heuristic r_t: the mean over the real images
+# of the sign of D's output against its decision boundary (+1: called real).
+REAL_SIGN = "D/real_sign"
 
 
 @dataclass(frozen=True)

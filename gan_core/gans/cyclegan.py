@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from gan_core.image_pool import ImagePool
-from gan_core.interface import Batch, Nets, Phase, PhaseResult
+from gan_core.interface import REAL_SIGN, Batch, Nets, Phase, PhaseResult
 from gan_core.nets.init import dcgan_init
 from gan_core.nets.patchgan import PatchDiscriminator
 from gan_core.nets.resnet import ResnetGenerator, default_blocks
@@ -108,13 +108,16 @@ class CycleGAN(TranslationGAN):
     def _discriminator_loss(self, nets: Nets, real_a: torch.Tensor, real_b: torch.Tensor) -> PhaseResult:
         fakes = self._fakes or self._fresh_fakes(nets, real_a, real_b)
         self._fakes = {}
-        losses = {}
+        losses, signs = {}, []
         for domain, real in (("A", real_a), ("B", real_b)):
             d = nets[f"D_{domain}"]
             fake = self.pools[domain].query(fakes[domain])
-            losses[domain] = 0.5 * (lsgan_loss(d(real), 1.0) + lsgan_loss(d(fake), 0.0))
+            real_out = d(real)
+            losses[domain] = 0.5 * (lsgan_loss(real_out, 1.0) + lsgan_loss(d(fake), 0.0))
+            signs.append(torch.sign(real_out.detach().float() - 0.5).mean())  # targets 1 and 0: boundary 0.5
         loss = losses["A"] + losses["B"]
-        return PhaseResult(loss, {"loss/D": loss.detach(), "D/A": losses["A"].detach(), "D/B": losses["B"].detach()})
+        logs = {"loss/D": loss.detach(), "D/A": losses["A"].detach(), "D/B": losses["B"].detach()}
+        return PhaseResult(loss, {**logs, REAL_SIGN: torch.stack(signs).mean()})
 
     @torch.no_grad()
     def _fresh_fakes(self, nets: Nets, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, torch.Tensor]:

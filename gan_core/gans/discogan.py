@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from gan_core.interface import Batch, Nets, Phase, PhaseResult
+from gan_core.interface import REAL_SIGN, Batch, Nets, Phase, PhaseResult
 from gan_core.nets.discogan import DiscoDiscriminator, DiscoGenerator
 from gan_core.registry import register
 from gan_core.translation import TranslationGAN
@@ -99,12 +99,15 @@ class DiscoGAN(TranslationGAN):
     def _discriminator_loss(self, nets: Nets, real_a: torch.Tensor, real_b: torch.Tensor) -> PhaseResult:
         with torch.no_grad():
             fakes = {"A": nets["G_BA"](real_b), "B": nets["G_AB"](real_a)}
-        losses = {}
+        losses, signs = {}, []
         for domain, real in (("A", real_a), ("B", real_b)):
             d = nets[f"D_{domain}"]
-            losses[domain] = 0.5 * (bce(d(real)[0], 1.0) + bce(d(fakes[domain])[0], 0.0))
+            real_logit = d(real)[0]
+            losses[domain] = 0.5 * (bce(real_logit, 1.0) + bce(d(fakes[domain])[0], 0.0))
+            signs.append(torch.sign(real_logit.detach().float()).mean())
         loss = losses["A"] + losses["B"]
-        return PhaseResult(loss, {"loss/D": loss.detach(), "D/A": losses["A"].detach(), "D/B": losses["B"].detach()})
+        logs = {"loss/D": loss.detach(), "D/A": losses["A"].detach(), "D/B": losses["B"].detach()}
+        return PhaseResult(loss, {**logs, REAL_SIGN: torch.stack(signs).mean()})
 
     def _generator_loss(self, nets: Nets, real_a: torch.Tensor, real_b: torch.Tensor, step: int) -> PhaseResult:
         cfg: DiscoGANConfig = self.cfg

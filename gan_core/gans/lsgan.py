@@ -13,7 +13,17 @@ from dataclasses import dataclass
 
 import torch
 
-from gan_core.interface import GAN, Batch, Nets, Phase, PhaseResult, discriminator, generator, square_grid
+from gan_core.interface import (
+    GAN,
+    REAL_SIGN,
+    Batch,
+    Nets,
+    Phase,
+    PhaseResult,
+    discriminator,
+    generator,
+    square_grid,
+)
 from gan_core.losses import least_squares_d, least_squares_g
 from gan_core.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_core.nets.init import dcgan_init
@@ -67,6 +77,7 @@ class LSGAN(GAN):
         real_out, fake_out = nets["D"](real), nets["D"](fake)
         loss = least_squares_d(real_out, fake_out, self.cfg.a, self.cfg.b)
         logs = {"loss/D": loss.detach(), "D/real": real_out.detach().mean(), "D/fake": fake_out.detach().mean()}
+        logs[REAL_SIGN] = torch.sign(real_out.detach() - (self.cfg.a + self.cfg.b) / 2).mean()  # boundary: midway
         return PhaseResult(loss, logs)
 
     def generator_loss(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:

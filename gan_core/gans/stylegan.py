@@ -19,7 +19,17 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from gan_core.interface import GAN, Batch, Nets, Phase, PhaseResult, discriminator, generator, square_grid
+from gan_core.interface import (
+    GAN,
+    REAL_SIGN,
+    Batch,
+    Nets,
+    Phase,
+    PhaseResult,
+    discriminator,
+    generator,
+    square_grid,
+)
 from gan_core.nets.precision import compute_precision
 from gan_core.nets.stylegan2 import StyleDiscriminator, StyleGenerator
 from gan_core.registry import register
@@ -154,6 +164,7 @@ class StyleGAN(GAN):
         real_logits, fake_logits = nets["D"](real).float(), nets["D"](fake).float()
         loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         logs = {"loss/D": loss.detach(), "D/real": real_logits.detach().mean(), "D/fake": fake_logits.detach().mean()}
+        logs[REAL_SIGN] = torch.sign(real_logits.detach()).mean()
         return PhaseResult(loss, logs)
 
     def r1(self, nets: Nets, batch: Batch, step: int) -> PhaseResult:

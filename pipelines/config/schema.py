@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+AUG_KINDS = ("none", "ada", "diffaug")  # gan_core.augment.AUG_KINDS: the config layer does not import torch
 SWITCHES = ("auto", "on", "off")
 DATA_MODES = ("resampled", "exact")
 SEARCHES = ("random", "optuna")
@@ -223,6 +224,26 @@ class TrackingConfig:
 
 
 @dataclass
+class AugConfig:
+    """Discriminator augmentation (gan_core/augment.py) on every image D sees, real or fake.
+    ada: NVlabs' 'bgc' pipeline at a probability p that adapts so that E[sign(D(real))]
+    stays at ``target``; diffaug: DiffAugment's colour, translation and cutout; none."""
+
+    kind: str = "none"  # none | ada | diffaug
+    target: float = 0.6  # ADA's r_t target
+    interval: int = 4  # steps between adjustments of p
+    kimg: float = 500.0  # thousands of images over which p can go from 0 to 1
+    p: float = 0.0  # ADA's initial p
+
+    def __post_init__(self) -> None:
+        _require(self.kind in AUG_KINDS, f"aug.kind must be one of {AUG_KINDS}, got {self.kind!r}")
+        _require(0 <= self.target <= 1, f"aug.target must be in [0, 1], got {self.target}")
+        _require(0 <= self.p <= 1, f"aug.p must be in [0, 1], got {self.p}")
+        _require(self.interval >= 1, f"aug.interval must be >= 1, got {self.interval}")
+        _require(self.kimg > 0, f"aug.kimg must be > 0, got {self.kimg}")
+
+
+@dataclass
 class GanforgeConfig:
     gan: str
     model: Any
@@ -233,3 +254,4 @@ class GanforgeConfig:
     stability: StabilityConfig = field(default_factory=StabilityConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    aug: AugConfig = field(default_factory=AugConfig)

@@ -23,7 +23,8 @@ from torch.nn.parallel import DistributedDataParallel
 import gan_core
 from gan_core.interface import GAN, GENERATOR, Phase
 from gan_core.nets.modes import eval_mode
-from pipelines.config.schema import GanforgeConfig, OptimConfig, TrainConfig
+from pipelines.config.schema import AugConfig, GanforgeConfig, OptimConfig, TrainConfig
+from pipelines.core.augmentation import Augmentation
 from pipelines.core.device import amp_mode, channels_last
 from pipelines.core.distributed import world_size
 from pipelines.core.guard import NonFiniteGuard, all_finite
@@ -59,7 +60,15 @@ def lr_factor(step: int, steps: int, decay_from: float) -> float:
 
 
 class Engine:
-    def __init__(self, gan: GAN, optim: OptimConfig, train: TrainConfig, device: torch.device, batch_size: int):
+    def __init__(
+        self,
+        gan: GAN,
+        optim: OptimConfig,
+        train: TrainConfig,
+        device: torch.device,
+        batch_size: int,
+        aug: AugConfig | None = None,
+    ):
         self.gan, self.device, self.train_cfg, self.optim_cfg = gan, device, train, optim
         self.world = world_size()
         self.step = 0
@@ -78,12 +87,14 @@ class Engine:
         self.batch_size = batch_size
         self.ema = self._make_ema()
         self.guard = NonFiniteGuard(train.max_nonfinite_steps)
+        aug = aug or AugConfig()
+        self.augment = Augmentation(aug, gan, self.raw, batch_size * self.world) if aug.kind != "none" else None
 
     @classmethod
     def for_config(cls, cfg: GanforgeConfig, resolution: int, channels: int, device: torch.device) -> Engine:
         """The registered GAN ``cfg.gan`` for images of this size, and its engine."""
         gan = gan_core.get(cfg.gan)(cfg.model, resolution, channels)
-        return cls(gan, cfg.optim, cfg.train, device, cfg.data.batch_size)
+        return cls(gan, cfg.optim, cfg.train, device, cfg.data.batch_size, cfg.aug)
 
     # --- construction -------------------------------------------------------------------
     def _wrap(self, net: nn.Module) -> nn.Module:
@@ -183,6 +194,8 @@ class Engine:
             if phase.active(self.step):
                 logs.update(self._run_phase(phase, batch))
         self._update_ema()
+        if self.augment is not None:
+            logs.update(self.augment.after_step(self.step, logs))
         self.step += 1
         return logs
 
@@ -230,6 +243,7 @@ class Engine:
             "optim": {g: o.optimizer.state_dict() for g, o in self.groups.items()},
             "scaler": {g: o.scaler.state_dict() for g, o in self.groups.items()},
             "gan": self.gan.state_dict(),
+            "augment": self.augment.state_dict() if self.augment is not None else {},
         }
         # No RNG state here: the loop reseeds every rank from (seed, rank, step), which
         # resumes deterministically whatever the number of workers.
@@ -248,3 +262,5 @@ class Engine:
             if sd:
                 self.groups[group].scaler.load_state_dict(sd)
         self.gan.load_state_dict(state["gan"])
+        if self.augment is not None:
+            self.augment.load_state_dict(state.get("augment", {}))
