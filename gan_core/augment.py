@@ -64,6 +64,12 @@ class ADA(nn.Module):
     def _chosen(self, n: int, device: torch.device, prob: torch.Tensor | float | None = None) -> torch.Tensor:
         return torch.rand(n, device=device) < (self.p if prob is None else prob)
 
+    def _rotation(self, n: int, device: torch.device) -> torch.Tensor:
+        """An arbitrary rotation with the probability that makes one of two happen with p."""
+        p_each = 1 - torch.sqrt((1 - self.p).clamp(0, 1))
+        theta = _where(self._chosen(n, device, p_each), (torch.rand(n, device=device) * 2 - 1) * math.pi, 0.0)
+        return _rotation(-theta)
+
     def geometric(self, n: int, size: int, device: torch.device) -> torch.Tensor:
         """Per-image inverse transforms (output -> input coordinates, normalised to [-1, 1])."""
         g = _eye(3, n, device)
@@ -76,13 +82,10 @@ class ADA(nn.Module):
         g = g @ _affine(n, device, tx=-shift[:, 0], ty=-shift[:, 1])
         scale = _where(self._chosen(n, device), torch.exp2(torch.randn(n, device=device) * 0.2), 1.0)
         g = g @ _affine(n, device, a=1 / scale, d=1 / scale)
-        p_rotate = 1 - torch.sqrt((1 - self.p).clamp(0, 1))  # pre or post: probability p in all
-        for _ in range(2):  # a rotation before and one after the anisotropic scaling
-            theta = _where(self._chosen(n, device, p_rotate), (torch.rand(n, device=device) * 2 - 1) * math.pi, 0.0)
-            g = g @ _rotation(-theta)
-            if _ == 0:
-                aniso = _where(self._chosen(n, device), torch.exp2(torch.randn(n, device=device) * 0.2), 1.0)
-                g = g @ _affine(n, device, a=1 / aniso, d=aniso)
+        g = g @ self._rotation(n, device)  # before the anisotropic scaling ...
+        aniso = _where(self._chosen(n, device), torch.exp2(torch.randn(n, device=device) * 0.2), 1.0)
+        g = g @ _affine(n, device, a=1 / aniso, d=aniso)
+        g = g @ self._rotation(n, device)  # ... and after it
         frac = torch.randn(n, 2, device=device) * 0.125 * 2 * self._chosen(n, device)[:, None]
         return g @ _affine(n, device, tx=-frac[:, 0], ty=-frac[:, 1])
 

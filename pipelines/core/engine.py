@@ -4,8 +4,9 @@ it runs the same under Ray Train, in a single process, and in GPU benchmarks.
 Per phase the engine enables gradients only for the nets of the phase's optimizer group,
 runs the other DDP-wrapped nets under ``no_sync()`` (the pattern of NVlabs' StyleGAN code:
 a net that is not trained in a phase must not set up a gradient all-reduce for it), calls
-the GAN's ``compute`` under autocast, and steps that group's optimizer. It also owns the EMA
-copies and the full training state.
+the GAN's ``compute`` under autocast (or the GAN's own precision policy), and steps that
+group's optimizer. It also owns the EMA copies, the discriminator augmentation and the full
+training state.
 """
 
 from __future__ import annotations
