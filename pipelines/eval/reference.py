@@ -15,7 +15,7 @@ import torch
 from gan_core.metrics import MetricSuite
 from pipelines.core.tensors import from_uint8
 from pipelines.data.loader import read_images
-from pipelines.data.manifest import Dataset, DomainShards
+from pipelines.data.manifest import Dataset
 
 
 @dataclass
@@ -27,16 +27,12 @@ class Reference:
     features: torch.Tensor | None = None  # float64 (N, D), once computed
 
 
-def split_of(dataset: Dataset, domain: str) -> tuple[DomainShards, str]:
-    return dataset.reference(domain)
-
-
 def reference_id(dataset: Dataset, domains: dict[str, str], samples: int, extractor: str) -> str:
     """What an eval score was measured against: the extractor, the number of reference images
     and each domain's split and its digest. Scores with equal ids compare."""
     splits = []
     for domain in sorted(domains.values()):
-        shards, split = split_of(dataset, domain)
+        shards, split = dataset.reference(domain)
         splits.append(f"{domain}-{split}-{dataset.digest(shards)}")
     return f"{extractor}:{samples}:{','.join(splits)}"
 
@@ -61,7 +57,7 @@ def _save(features: torch.Tensor, path: Path) -> None:
 
 def load_reference(dataset: Dataset, domain: str, n: int) -> Reference:
     """Up to ``n`` reference images of ``domain``, always the same ones."""
-    shards, split = split_of(dataset, domain)
+    shards, split = dataset.reference(domain)
     images, names = read_images(shards, n, dataset.resolution, dataset.channels, dataset.load_size)
     return Reference(images, names, split, domain)
 

@@ -27,7 +27,7 @@ from pipelines.core.engine import Engine
 from pipelines.data.manifest import Dataset, read_dataset
 from pipelines.eval.evaluator import make_evaluator
 from pipelines.eval.objective import objective_metric
-from pipelines.eval.reference import reference_id, split_of
+from pipelines.eval.reference import reference_id
 from pipelines.tracking.grids import grid_image
 from pipelines.train.build import build_batches, build_engine
 from pipelines.train.generator_log import GeneratorLog
@@ -192,7 +192,7 @@ def _generator_log(cfg: GanforgeConfig, engine: Engine, dataset: Dataset, logger
         logger.tags(
             {
                 "ganforge.eval_extractor": evaluator.suite.name,
-                "ganforge.eval_reference": split_of(dataset, next(iter(evaluator.domains.values())))[1],
+                "ganforge.eval_reference": dataset.reference(next(iter(evaluator.domains.values())))[1],
                 "ganforge.eval_reference_id": reference,
             }
         )
