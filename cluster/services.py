@@ -81,11 +81,11 @@ def start_ray_head(log: Path, ports: dict[str, int], num_cpus: int | None) -> su
     return _spawn(command, log, env)
 
 
-def start_mlflow_server(root: Path, log: Path, port: int) -> subprocess.Popen:
-    """A tracking server on 127.0.0.1 with a SQLite store. Artifacts go through the server
+def mlflow_server_command(store_uri: str, artifacts: str, port: int) -> list[str]:
+    """An `mlflow server` on 127.0.0.1 with one worker. Artifacts go through the server
     (`--artifacts-destination`), so a client on any node uploads over HTTP instead of writing
-    to a path that exists only on the head."""
-    command = [
+    to a path that exists only on the server's machine."""
+    return [
         sys.executable,
         "-m",
         "mlflow",
@@ -97,10 +97,15 @@ def start_mlflow_server(root: Path, log: Path, port: int) -> subprocess.Popen:
         "--workers",
         "1",
         "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
+        store_uri,
         "--artifacts-destination",
-        (root / "artifacts").as_uri(),
+        artifacts,
     ]
+
+
+def start_mlflow_server(root: Path, log: Path, port: int) -> subprocess.Popen:
+    """The cluster's tracking server, with a SQLite store under ``root``."""
+    command = mlflow_server_command(f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri(), port)
     return _spawn(command, log, server_env(_bin_env()))
 
 

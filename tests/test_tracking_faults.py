@@ -6,7 +6,6 @@ reach the server once it is back."""
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -14,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 from spawn_helpers import free_port, wait_for_http
 
-from cluster.services import server_env
+from cluster.services import mlflow_server_command, server_env
 from pipelines.config import load
 from pipelines.core.checkpoint import load_checkpoint
 from pipelines.train.launch import train
@@ -24,22 +23,7 @@ pytestmark = pytest.mark.slow
 
 def _start_server(tmp_path, port, store):
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            store,
-            "--artifacts-destination",
-            str(tmp_path / "art"),
-        ],
+        mlflow_server_command(store, str(tmp_path / "art"), port),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
