@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
-AUG_KINDS = ("none", "ada", "diffaug")  # gan_core.augment.AUG_KINDS: the config layer does not import torch
+AUG_KINDS = ("none", "ada", "diffaug")  # gan_core/augment.py's pipelines, and none
 SWITCHES = ("auto", "on", "off")
 DATA_MODES = ("resampled", "exact")
 SEARCHES = ("random", "optuna")

@@ -21,7 +21,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import torch
-from mlflow.models import Model, ModelSignature
+from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
@@ -110,14 +110,9 @@ def requirements() -> list[str]:
     return pinned
 
 
-def save_pyfunc(
-    path: str | Path,
-    export: str | Path,
-    meta: dict[str, Any],
-    domains: tuple[str, ...],
-    mlflow_model: Model | None = None,
-) -> Path:
-    """Write the MLflow model for an exported generator folder (``export_generator``) to ``path``."""
+def save_pyfunc(path: str | Path, export: str | Path, meta: dict[str, Any], domains: tuple[str, ...]) -> Path:
+    """Write the MLflow model for an exported generator folder (``export_generator``) to ``path``;
+    logging it names the LoggedModel in its MLmodel file (``tracking.models``)."""
     model_signature, example = signature(meta, domains)
     # MLflow checks the input example against the signature, copying the artifacts with a
     # progress bar: many lines in a worker's log for a folder of two files.
@@ -129,6 +124,5 @@ def save_pyfunc(
         signature=model_signature,
         input_example=example,
         pip_requirements=requirements(),
-        mlflow_model=mlflow_model,
     )
     return Path(path)

@@ -24,8 +24,8 @@ from mlflow.exceptions import MlflowException
 from pipelines.config import GanforgeConfig
 from pipelines.config.space import SEED_KEY, apply_point
 from pipelines.errors import NotFound
-from pipelines.tracking.models import RUN_MODEL_TAG, Registered, register
-from pipelines.train.run_record import name_best_model
+from pipelines.tracking.models import RUN_MODEL_TAG, Registered
+from pipelines.train import run_record
 from pipelines.tune.mlflow_runs import find_trial_run
 from pipelines.tune.tracker import UNSTABLE, stop_reason
 
@@ -223,8 +223,7 @@ def register_best(client: MlflowClient, cfg: GanforgeConfig, best: Trial) -> Reg
     ``<gan>-generator``); it takes the alias best if it beats the holder (``tracking.models``)."""
     if best.run_id is None or RUN_MODEL_TAG not in client.get_run(best.run_id).data.tags:
         return None
-    name = cfg.tracking.register or f"{cfg.gan}-generator"
-    return register(client, name, best.run_id, description=f"{cfg.gan} generators trained by ganforge")
+    return run_record.register_best(cfg, best.run_id, cfg.tracking.register or f"{cfg.gan}-generator")
 
 
 def record(
@@ -237,7 +236,7 @@ def record(
     best = next((t for t in configs if t.eligible), None)
     for trial in trials:  # here, not in the trial: Tune ends a trial as soon as it reports its last step
         if trial.run_id is not None:
-            name_best_model(cfg.tracking.uri, trial.run_id)
+            run_record.name_best_model(cfg.tracking.uri, trial.run_id)
     counts = {
         f"trials/{r}": sum(t.reason == r for t in trials) for r in ("completed", "early_stopped", *UNSTABLE, "error")
     }
