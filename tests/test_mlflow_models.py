@@ -114,7 +114,7 @@ def _pngs(folder: Path) -> np.ndarray:
     return np.stack([np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))])
 
 
-def test_every_name_loads_the_best_generator_and_pyfunc_returns_what_sample_writes(empty_store, tmp_path):
+def test_every_name_loads_the_best_generator_and_pyfunc_returns_what_sample_writes(empty_store, tmp_path, monkeypatch):
     client = MlflowClient(empty_store)
     run_id = trained_run(empty_store, tmp_path, "lsgan", {10: 0.5, 20: 0.2, 30: 0.4})
     registered = register(client, "lsgan-generator", run_id)
@@ -131,11 +131,8 @@ def test_every_name_loads_the_best_generator_and_pyfunc_returns_what_sample_writ
     assert written[0].shape == (6, 16, 16) and written[0].std() > 0
     assert all(np.array_equal(written[0], other) for other in written[1:])
 
-    os.environ["MLFLOW_TRACKING_URI"] = empty_store  # models:/ URIs resolve in the tracking store
-    try:
-        model = mlflow.pyfunc.load_model("models:/lsgan-generator@best")
-    finally:
-        del os.environ["MLFLOW_TRACKING_URI"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", empty_store)  # models:/ URIs resolve in the tracking store
+    model = mlflow.pyfunc.load_model("models:/lsgan-generator@best")
     assert model.metadata.model_id == best_id
     predicted = model.predict(pd.DataFrame({"seed": [3], "n": [6]}))
     assert predicted.dtype == np.uint8 and predicted.shape == (6, 16, 16, 1)
@@ -199,7 +196,7 @@ def test_unknown_registry_names_say_where_they_were_looked_up(empty_store, tmp_p
         load_trained("models:/lsgan-generator/newest", tracking)
 
 
-def test_mlflow_models_serve_answers_invocations(empty_store, tmp_path):
+def test_mlflow_models_serve_answers_invocations(empty_store, tmp_path, monkeypatch):
     """`mlflow models serve --env-manager local` on 127.0.0.1 answers a real HTTP request with
     the images the model returns in-process."""
     client = MlflowClient(empty_store)
@@ -251,9 +248,6 @@ def test_mlflow_models_serve_answers_invocations(empty_store, tmp_path):
         if server.poll() is None:
             os.killpg(server.pid, 15)
         server.wait(timeout=30)
-    os.environ["MLFLOW_TRACKING_URI"] = empty_store
-    try:
-        local = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"seed": [5], "n": [3]}))
-    finally:
-        del os.environ["MLFLOW_TRACKING_URI"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", empty_store)
+    local = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"seed": [5], "n": [3]}))
     assert served.shape == (3, 16, 16, 1) and np.array_equal(served, local)
