@@ -22,15 +22,14 @@ from pipelines.core.distributed import world_size
 class Augmentation:
     def __init__(self, cfg: AugConfig, gan: GAN, nets: Mapping[str, nn.Module], images_per_step: int):
         self.cfg, self.gan_name, self.images_per_step = cfg, gan.name, images_per_step
-        self.ada = ADA(cfg.p) if cfg.kind == "ada" else None
+        discriminators = [nets[name] for name in gan.nets_with(DISCRIMINATOR)]
+        device = next(discriminators[0].parameters()).device
+        self.ada = ADA(cfg.p).to(device) if cfg.kind == "ada" else None
         pipe = self.ada if self.ada is not None else DiffAugment()
-        for name in gan.nets_with(DISCRIMINATOR):
-            self.device = next(nets[name].parameters()).device
-            nets[name].register_forward_pre_hook(lambda module, args: (pipe(args[0]), *args[1:]))
-        if self.ada is not None:
-            self.ada.to(self.device)
+        for net in discriminators:
+            net.register_forward_pre_hook(lambda module, args: (pipe(args[0]), *args[1:]))
         self.controller = AdaptiveP(cfg.target, cfg.interval, cfg.kimg)
-        self.signs = torch.zeros(2, device=self.device)  # sum of D/real_sign, phases counted
+        self.signs = torch.zeros(2, device=device)  # sum of D/real_sign, phases counted
 
     @property
     def p(self) -> float:
