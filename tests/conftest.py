@@ -6,11 +6,16 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from spawn_helpers import free_port, wait_for_http
 
 from pipelines.data.demo import photo_crops, write_digit_domains, write_digits
 from pipelines.data.shard import ShardOptions, write_shards
@@ -117,9 +122,51 @@ def empty_store(tmp_path, _empty_store_file) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
+# A real S3 API (moto's server on 127.0.0.1) that every process of the session reaches as a
+# user's would: through the AWS environment, which Ray's processes inherit when Ray starts.
+S3_ENV = {"AWS_ACCESS_KEY_ID": "ganforge", "AWS_SECRET_ACCESS_KEY": "ganforge", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
 @pytest.fixture(scope="session")
-def ray_local():
-    """One Ray instance for the whole session (starting Ray costs 5-16 s here)."""
+def s3_server():
+    """The S3 server's endpoint, with the session's environment pointing at it."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = dict(os.environ)
+    # The venv's `aws`, as in an activated venv (make runs pytest without activating it).
+    os.environ.update(
+        S3_ENV, AWS_ENDPOINT_URL=endpoint, PATH=f"{Path(sys.executable).parent}{os.pathsep}{saved['PATH']}"
+    )
+    try:
+        wait_for_http(f"{endpoint}/", server, "the S3 server")
+        yield endpoint
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_bucket_uri(s3_server, request) -> str:
+    """``s3://<new bucket>`` named after the test: storage no other test shares."""
+    import boto3
+
+    name = "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50].strip("-")
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=name)
+    return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def ray_local(s3_server):
+    """One Ray instance for the whole session (starting Ray costs 5-16 s here); started after
+    the S3 server, so that its workers reach it too."""
     import ray
 
     from cluster.connect import connect

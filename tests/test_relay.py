@@ -36,12 +36,13 @@ def test_the_relay_runs_on_the_drivers_node(ray_local):
     ray.kill(relay)
 
 
-def test_metrics_images_tags_and_artifact_folders_arrive_through_the_relay(ray_local, tmp_path, empty_store):
+def test_metrics_images_tags_and_staged_artifact_folders_arrive_through_the_relay(ray_local, tmp_path, empty_store):
     uri = empty_store
     tracking = TrackingConfig(uri=uri, artifact_root=(tmp_path / "art").as_uri())
     run_id = start_run(tracking, "lsgan", {"optim.lr_g": 2e-4}, {})
     relay = ray.remote(TrackingRelay).options(num_cpus=0).remote(uri)
-    logger = RunLogger(uri, run_id, RelayClient(relay))
+    staging = tmp_path / "storage" / "staging"
+    logger = RunLogger(uri, run_id, RelayClient(relay, str(staging)))
 
     for step in (10, 20):
         logger.metrics(step, {"loss/D": step / 10, "loss/G": -step / 10})
@@ -68,4 +69,5 @@ def test_metrics_images_tags_and_artifact_folders_arrive_through_the_relay(ray_l
     assert len(png) == 1, images
     local_png = client.download_artifacts(run_id, png[0], str(tmp_path / "img"))
     assert np.array_equal(np.asarray(Image.open(local_png)), pixels)  # lossless
+    assert not list(staging.iterdir())  # the files went by storage, and no copy stays there
     ray.kill(relay)

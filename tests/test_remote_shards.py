@@ -6,16 +6,12 @@ no manifest, missing shards or a missing command-line tool is a clear data error
 import functools
 import http.server
 import io
-import os
-import signal
 import subprocess
-import sys
 import tarfile
 import threading
 from pathlib import Path
 
 import pytest
-from spawn_helpers import free_port, wait_for_http
 
 from pipelines.config import load
 from pipelines.core.coverage import shard_of
@@ -58,42 +54,18 @@ def test_a_missing_manifest_or_server_is_a_data_error(served):
         read_dataset("http://127.0.0.1:9/shards")
 
 
-# S3: a real S3 API server (moto's, on 127.0.0.1) and the real AWS CLI, which streams each shard.
-S3_ENV = {"AWS_ACCESS_KEY_ID": "ganforge", "AWS_SECRET_ACCESS_KEY": "ganforge", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
+# S3: the session's S3 server (moto's, on 127.0.0.1) and the real AWS CLI, which streams each shard.
 def _aws(*args: str) -> None:
     done = subprocess.run(["aws", *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture(scope="module")
-def s3_bucket(digit_shards):
+def s3_bucket(s3_server, digit_shards):
     """A bucket holding the digit shards; the environment points the AWS CLI at it, as a user's would."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    saved = dict(os.environ)
-    # The venv's `aws`, as in an activated venv (make runs pytest without activating it).
-    os.environ.update(
-        S3_ENV,
-        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/", server, "the S3 server")
-        _aws("s3", "mb", "s3://ganforge-test")
-        _aws("s3", "cp", "--recursive", "--quiet", str(digit_shards), "s3://ganforge-test/digits")
-        yield "s3://ganforge-test/digits"
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=30)
+    _aws("s3", "mb", "s3://ganforge-test")
+    _aws("s3", "cp", "--recursive", "--quiet", str(digit_shards), "s3://ganforge-test/digits")
+    return "s3://ganforge-test/digits"
 
 
 def test_an_s3_shard_folder_streams_through_the_aws_cli_like_the_local_one(s3_bucket, digit_shards):

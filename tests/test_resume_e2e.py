@@ -1,7 +1,8 @@
-"""Worker failure and resume, end to end on a real 2-worker Ray Train job: a run whose
-worker process is killed mid-run, then continued with `--resume`, has at each end weights
-bitwise identical to an uninterrupted run's at the same step, in one MLflow run on one step
-axis. (One chain of two Ray Train runs: each run costs some 15 s of process starts here.)
+"""Worker failure and resume, end to end on a real 2-worker Ray Train job whose checkpoints
+and MLflow artifacts live on S3 (the session's S3 server), as on a cluster: a run whose
+worker process is killed mid-run, then continued with `--resume RUN_ID`, has at each end
+weights bitwise identical to an uninterrupted run's at the same step, in one MLflow run on
+one step axis. (One chain of two Ray Train runs: each costs some 15 s of process starts.)
 
 The uninterrupted run is the same loop in two plain torch DDP processes, without Ray: so
 this test also shows that Ray Train adds nothing to what is computed."""
@@ -19,9 +20,11 @@ from spawn_helpers import ray_actors, spawn_gloo
 
 from pipelines.config import build, load, to_dict
 from pipelines.config.schema import TrackingConfig
-from pipelines.core import loop
+from pipelines.core import loop, storage
 from pipelines.core.checkpoint import load_checkpoint
 from pipelines.data.manifest import read_dataset
+from pipelines.inference.model import load_trained
+from pipelines.inference.run import generated
 from pipelines.train.build import build_batches, build_engine
 from pipelines.train.launch import train
 from pipelines.train.resume import find_checkpoint, resume_config
@@ -41,7 +44,8 @@ BASE = [
 ]
 
 
-def _cfg(shards, tmp_path, steps, *extra):
+def _cfg(shards, tmp_path, steps, *extra, bucket=None):
+    remote = bucket is not None  # storage and artifacts on S3, else in tmp_path
     return load(
         "lsgan",
         overrides=[
@@ -50,8 +54,8 @@ def _cfg(shards, tmp_path, steps, *extra):
             f"train.steps={steps}",
             *extra,
             f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
-            f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
-            f"train.storage_path={tmp_path / 'ray'}",
+            f"tracking.artifact_root={f'{bucket}/mlflow' if remote else (tmp_path / 'art').as_uri()}",
+            f"train.storage_path={f'{bucket}/ray' if remote else tmp_path / 'ray'}",
         ],
     )
 
@@ -99,30 +103,41 @@ def straight(digit_shards, tmp_path_factory):
 
 
 def test_a_killed_worker_and_then_a_resume_continue_the_run_bitwise(
-    digit_shards, ray_local, tmp_path, empty_store, straight
+    digit_shards, ray_local, tmp_path, empty_store, straight, s3_bucket_uri
 ):
     # To step 200, a worker's process killed mid-run after the step-100 checkpoint: Ray Train
-    # starts a new worker group, which restores that checkpoint.
-    cfg = _cfg(digit_shards, tmp_path, 200, "train.checkpoint_every=100", "train.max_failures=1")
-    first = _run_killing_a_worker(cfg, tmp_path / "ray", before_step=170)
+    # starts a new worker group, which restores that checkpoint from S3.
+    cfg = _cfg(digit_shards, tmp_path, 200, "train.checkpoint_every=100", "train.max_failures=1", bucket=s3_bucket_uri)
+    first = _run_killing_a_worker(cfg, f"{s3_bucket_uri}/ray", before_step=170)
     client = MlflowClient(cfg.tracking.uri)
     assert client.get_run(first.run_id).info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(first.run_id, "loss/G")]
     assert [s for s in steps if s <= 100] == list(range(10, 110, 10))  # nothing before the checkpoint again
     assert steps[-1] == 200 and sorted(set(steps)) == list(range(10, 210, 10))
-    assert _same(_weights(first.checkpoint_path), straight[200])
+    assert first.checkpoint_path.startswith(f"{s3_bucket_uri}/ray/ganforge-{first.run_id}/checkpoint_")
+    assert _same(_weights(storage.download(first.checkpoint_path)), straight[200])
 
-    # Then `ganforge train --resume RUN_ID`: the same MLflow run, from Ray's newest checkpoint, to step 300.
+    # Then `ganforge train --resume RUN_ID`: the same MLflow run, from Ray's newest checkpoint
+    # (its own books say which), to step 300.
     checkpoint = find_checkpoint(first.run_id, TrackingConfig(uri=first.tracking.uri))
-    assert load_checkpoint(checkpoint)["engine"]["step"] == 200
-    resumed = train(
-        resume_config("lsgan", checkpoint, ["train.steps=300"]), progress=False, resume_from=str(checkpoint)
-    )
+    assert checkpoint == first.checkpoint_path
+    resumed = train(resume_config("lsgan", checkpoint, ["train.steps=300"]), progress=False, resume_from=checkpoint)
     assert resumed.run_id == first.run_id and client.get_run(first.run_id).info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(first.run_id, "loss/G")]
     assert sorted(set(steps)) == list(range(10, 310, 10))  # one step axis...
     assert all(steps.count(s) == 1 for s in range(200, 310, 10))  # ...on which the resume logged nothing twice
-    assert _same(_weights(resumed.checkpoint_path), straight[300])
+    assert _same(_weights(storage.download(resumed.checkpoint_path)), straight[300])
+    # Nothing of the run on local disk: checkpoints and artifacts are in the bucket.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
+    assert {a.path for a in client.list_artifacts(first.run_id)} >= {"checkpoint", "data"}
+    assert client.get_run(first.run_id).info.artifact_uri.startswith(f"{s3_bucket_uri}/mlflow/")
+    # `sample` (and `translate`, `evaluate`: the same loader) from the run id reads its model
+    # from the bucket's artifacts; from the checkpoint's URI, from Ray's storage: the same EMA generator.
+    tracking = TrackingConfig(uri=cfg.tracking.uri)
+    by_run, by_uri = (
+        next(generated(load_trained(s, tracking), 8, seed=3)) for s in (first.run_id, resumed.checkpoint_path)
+    )
+    assert torch.equal(by_run, by_uri)
 
 
 def _worker_pids():
@@ -150,10 +165,11 @@ def _run_killing_a_worker(cfg, storage, before_step):
     return outcome["result"]
 
 
-def _checkpoint_registered(storage):
+def _checkpoint_registered(runs):
     """Ray Train's controller has taken the step-100 checkpoint into its books (it learns of
     reports by polling, so a worker killed right after reporting can take the report with it)."""
-    return any("checkpoint_" in f.read_text() for f in storage.glob("*/checkpoint_manager_snapshot.json"))
+    books = [storage.join(runs, run, "checkpoint_manager_snapshot.json") for run in storage.children(runs)]
+    return any(storage.is_file(f) and "checkpoint_" in storage.read_text(f) for f in books)
 
 
 def _run(cfg, outcome, errors):

@@ -15,6 +15,7 @@ from ray.tune import Callback
 
 from cluster.capacity import of_connected
 from pipelines.config import load
+from pipelines.core import storage
 from pipelines.errors import SearchInterrupted
 from pipelines.tune.mlflow_runs import RESTORED_TAG
 from pipelines.tune.search import concurrency, run_search
@@ -39,18 +40,25 @@ DEFAULT = "optim.lr_g=2e-4,optim.lr_d=2e-4"
 WRECKED_G = "optim.lr_g=5.0,optim.lr_d=1e-6"  # G's huge rate wrecks its samples; D is too slow to win
 
 
-def _search_cfg(shards, tmp_path, *extra):
+def _search_cfg(shards, tmp_path, *extra, bucket=None):
+    """A search's config; with ``bucket`` (s3://...) its Ray storage and MLflow artifacts are there."""
+    root = bucket or tmp_path.as_uri()
     return load(
         "lsgan",
         overrides=[
             *TINY,
             f"data.path={shards}",
             f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
-            f"tracking.artifact_root={(tmp_path / 'art').as_uri()}",
-            f"train.storage_path={tmp_path / 'ray'}",
+            f"tracking.artifact_root={root}/art",
+            f"train.storage_path={bucket + '/ray' if bucket else tmp_path / 'ray'}",
             *extra,
         ],
     )
+
+
+def _nothing_local(tmp_path):
+    """Only the MLflow database is on local disk: storage and artifacts went to the bucket."""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
 
 
 def _children(client, parent):
@@ -145,10 +153,12 @@ def test_asha_search_stops_poor_and_unstable_trials_and_records_the_best(digit_s
     assert tree["optim"]["lr_g"] == 2e-4 and tree["stability"]["check"] is False and tree["tracking"]["run_id"] == ""
 
 
-def test_pbt_exploits_the_better_trial_and_applies_the_perturbed_rates(digit_shards, ray_local, tmp_path):
+def test_pbt_exploits_the_better_trial_and_applies_the_perturbed_rates(
+    digit_shards, ray_local, tmp_path, s3_bucket_uri
+):
     # Two trials side by side; at step 20 (a synchronous round: both trials have got there) the
-    # worse half, the wrecked G, copies the better trial's checkpoint and continues it under
-    # perturbed learning rates to step 30.
+    # worse half, the wrecked G, copies the better trial's checkpoint (on S3) and continues it
+    # under perturbed learning rates to step 30.
     cfg = _search_cfg(
         digit_shards,
         tmp_path,
@@ -159,8 +169,9 @@ def test_pbt_exploits_the_better_trial_and_applies_the_perturbed_rates(digit_sha
         "tune.perturbation_evals=2",
         "tune.pbt_quantile=0.5",
         "tune.pbt_synch=true",
-        "train.keep_checkpoints=3",
-    )  # all: tiny trials run through several while one restarts
+        "train.keep_checkpoints=3",  # all: tiny trials run through several while one restarts
+        bucket=s3_bucket_uri,
+    )
     cfg.tune.points = [DEFAULT, WRECKED_G]
     outcome = run_search(cfg, name="pbt", progress=False)
 
@@ -170,12 +181,13 @@ def test_pbt_exploits_the_better_trial_and_applies_the_perturbed_rates(digit_sha
     wrecked = next(trial for trial, history in rates.items() if history[0] == 5.0)
     donor = next(trial for trial in children if trial != wrecked)
     # It continued from the other trial's Train checkpoint (the run folder is named by trial id)...
-    assert f"/{donor}-" in children[wrecked].data.tags[RESTORED_TAG]
+    assert children[wrecked].data.tags[RESTORED_TAG].startswith(f"{s3_bucket_uri}/ray/pbt-train/{donor}-")
     # ...under its perturbed point (its run's tags show the point it ended with), whose rates
     # the worker applied after loading the donor's optimizer state with the donor's rates.
     perturbed = float(children[wrecked].data.tags["ganforge.point.optim.lr_g"])
     assert perturbed != 5.0 and rates[wrecked][-1] == pytest.approx(perturbed)
     assert {t.reason for t in outcome.trials} == {"completed"} and all(t.step == 30 for t in outcome.trials)
+    _nothing_local(tmp_path)
 
 
 class CtrlCOnceSecondTrialCheckpointed(Callback):
@@ -196,8 +208,11 @@ class CtrlCOnceSecondTrialCheckpointed(Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_an_interrupted_search_resumes_without_repeating_finished_trials(digit_shards, ray_local, tmp_path):
+def test_an_interrupted_search_resumes_without_repeating_finished_trials(
+    digit_shards, ray_local, tmp_path, s3_bucket_uri
+):
     # Trial 2 has 80 steps left when Ctrl+C comes: it is stopped mid-run, never finished.
+    # Tune's state, the search's and the trials' checkpoints are all on S3.
     cfg = _search_cfg(
         digit_shards,
         tmp_path,
@@ -206,6 +221,7 @@ def test_an_interrupted_search_resumes_without_repeating_finished_trials(digit_s
         "tune.samples=2",
         "tune.scheduler=none",
         "tune.max_concurrent=1",
+        bucket=s3_bucket_uri,
     )
     cfg.tune.points = [DEFAULT, "optim.lr_g=1e-4,optim.lr_d=2e-4"]
     with pytest.raises(SearchInterrupted, match="--resume resume"):
@@ -219,7 +235,8 @@ def test_an_interrupted_search_resumes_without_repeating_finished_trials(digit_s
     first, second = sorted(children.values(), key=lambda r: r.info.start_time)
 
     def train_runs(run):  # the Train run folders of a trial, one per start
-        return list((tmp_path / "ray" / "resume-train").glob(f"{run.data.tags['ganforge.trial_id']}-*"))
+        trial = run.data.tags["ganforge.trial_id"]
+        return [f for f in storage.children(f"{s3_bucket_uri}/ray/resume-train") if f.startswith(f"{trial}-")]
 
     assert len(train_runs(first)) == 1  # the finished trial was not run again
     assert (
@@ -228,3 +245,4 @@ def test_an_interrupted_search_resumes_without_repeating_finished_trials(digit_s
     steps = [m.step for m in _in_order(client, second.info.run_id, "eval/swd")]
     assert steps.count(20) == 1 and steps[-1] == 100  # continued from its checkpoint, not restarted
     assert "ganforge.resumed" in client.get_run(outcome.parent_run_id).data.tags
+    _nothing_local(tmp_path)

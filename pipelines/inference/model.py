@@ -26,6 +26,7 @@ import gan_core
 from gan_core.interface import GAN, GENERATOR
 from pipelines.config.load import build_dataclass
 from pipelines.config.schema import TrackingConfig
+from pipelines.core import storage
 from pipelines.core.checkpoint import CONFIG, GENERATOR_FILE, STATE, load_checkpoint
 from pipelines.errors import NotFound
 
@@ -181,14 +182,24 @@ def _model_version(client, uri: str):
     return newest[0]
 
 
+def _fetched(location: str) -> Path:
+    try:
+        return storage.download(location)
+    except (OSError, ValueError) as exc:  # pyarrow: no such object, or a scheme it cannot open
+        raise NotFound(f"cannot read {location}: {exc}") from exc
+
+
 def load_trained(source: str, tracking: TrackingConfig, device: str | torch.device = "cpu") -> Trained:
-    """``source``: a run id, a ``runs:/`` or ``models:/`` URI, or a local folder or file."""
+    """``source``: a run id, a ``runs:/`` or ``models:/`` URI, a local folder or file, or a
+    folder in run storage (``s3://...``: a Ray checkpoint)."""
     device = torch.device(device)
     path = Path(source).expanduser()
     if path.is_dir() and (path / GENERATOR_FILE).is_file():
         return _from_export(path, device)
     if path.exists() and (path.is_file() or (path / STATE).is_file()):
         return _from_checkpoint(path, device)
+    if storage.is_uri(source):  # a checkpoint or exported generator in run storage (s3://...)
+        return _from_folder(_fetched(source), device, source)
     if source.startswith(("runs:/", "models:/")) or RUN_ID.match(source):
         from pipelines.tracking.runs import check_store  # MLflow: only for these sources
 

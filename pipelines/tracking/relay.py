@@ -3,20 +3,28 @@
 On a cluster the tracking server listens on the head's loopback (``ray_cluster.yaml``), which
 the driver (and each Tune trial's driver) reaches and rank 0, on a GPU node, does not. The
 driver therefore starts a small actor on its own node that holds the MLflow client, and rank
-0's ``RunLogger`` sends its metrics, images and artifact files to it through Ray. The relay
-is used only for a server on a loopback address; any other store is written directly."""
+0's ``RunLogger`` sends its metrics, tags and sample images to it through Ray.
+
+Files (the final checkpoint, the generator's model folders) never travel through Ray's
+object store: rank 0 writes them to a staging folder in the run's storage (``s3://...`` on a
+cluster), the actor copies them from there into MLflow and deletes them. The relay is used
+only for a server on a loopback address; any other store is written directly."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import ipaddress
 import tempfile
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from PIL import Image
+
+from pipelines.core import storage
 
 
 def needs_relay(uri: str) -> bool:
@@ -52,26 +60,27 @@ class TrackingRelay:
     def log_image(self, run_id: str, png: bytes, key: str, step: int) -> None:
         self.client.log_image(run_id, Image.open(io.BytesIO(png)), key=key, step=step)
 
-    def log_artifacts(self, run_id: str, files: dict[str, bytes], artifact_path: str) -> None:
-        with tempfile.TemporaryDirectory(prefix="ganforge-relay-") as folder:
-            _write_folder(folder, files)
-            self.client.log_artifacts(run_id, folder, artifact_path)
+    def log_artifacts(self, run_id: str, staged: str, artifact_path: str) -> None:
+        with _unstaged(staged) as folder:
+            self.client.log_artifacts(run_id, str(folder), artifact_path)
 
     def log_logged_model(
-        self, run_id: str, files: dict[str, bytes], step: int, metrics: dict[str, float], tags: dict[str, str]
+        self, run_id: str, staged: str, step: int, metrics: dict[str, float], tags: dict[str, str]
     ) -> str:
         from pipelines.tracking.models import log_logged_model
 
-        with tempfile.TemporaryDirectory(prefix="ganforge-relay-") as folder:
-            _write_folder(folder, files)
+        with _unstaged(staged) as folder:
             return log_logged_model(self.client, run_id, folder, step, metrics, tags)
 
 
-def _write_folder(folder: str, files: dict[str, bytes]) -> None:
-    for name, data in files.items():
-        target = Path(folder, name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+@contextlib.contextmanager
+def _unstaged(staged: str) -> Iterator[Path]:
+    """A staged folder copied to local disk for MLflow; both copies are gone afterwards."""
+    with tempfile.TemporaryDirectory(prefix="ganforge-relay-") as folder:
+        try:
+            yield storage.download(staged, folder)
+        finally:
+            storage.delete(staged)
 
 
 def start_relay(uri: str) -> Any:
@@ -86,17 +95,15 @@ def start_relay(uri: str) -> Any:
     return actor.remote(uri)
 
 
-def read_folder(folder: str | Path) -> dict[str, bytes]:
-    """A folder's files by relative path, for sending to the relay."""
-    root = Path(folder)
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 class RelayClient:
-    """The subset of ``MlflowClient`` that ``RunLogger`` uses, answered by the relay actor."""
+    """The subset of ``MlflowClient`` that ``RunLogger`` uses, answered by the relay actor.
+    ``staging``: a folder in the run's storage that the actor's node reads too."""
 
-    def __init__(self, actor: Any):
-        self.actor = actor
+    def __init__(self, actor: Any, staging: str):
+        self.actor, self.staging = actor, staging
+
+    def _stage(self, folder: str) -> str:
+        return storage.upload(folder, storage.join(self.staging, uuid.uuid4().hex))
 
     @staticmethod
     def _wait(ref: Any) -> None:
@@ -113,11 +120,11 @@ class RelayClient:
         self._wait(self.actor.log_image.remote(run_id, buffer.getvalue(), key, step))
 
     def log_artifacts(self, run_id: str, folder: str, artifact_path: str) -> None:
-        self._wait(self.actor.log_artifacts.remote(run_id, read_folder(folder), artifact_path))
+        self._wait(self.actor.log_artifacts.remote(run_id, self._stage(folder), artifact_path))
 
     def log_logged_model(
         self, run_id: str, folder: str, step: int, metrics: dict[str, float], tags: dict[str, str]
     ) -> str:
         import ray
 
-        return ray.get(self.actor.log_logged_model.remote(run_id, read_folder(folder), step, metrics, tags))
+        return ray.get(self.actor.log_logged_model.remote(run_id, self._stage(folder), step, metrics, tags))

@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 
 from pipelines.config import GanforgeConfig
+from pipelines.core import storage
 from pipelines.tracking import store
 
 
 def _absolute(path: str) -> str:
     """Local paths made absolute; URLs (http shards, s3:// checkpoint storage) and WebDataset
     ``pipe:`` commands as they are."""
-    return path if "://" in path or path.startswith("pipe:") else str(Path(path).expanduser().resolve())
+    return path if path.startswith("pipe:") else storage.absolute(path)
 
 
 def resolved(cfg: GanforgeConfig, workdir: Path | None = None) -> GanforgeConfig:

@@ -19,7 +19,7 @@ import torch
 
 import gan_core
 from pipelines.config.schema import GanforgeConfig, OptimConfig
-from pipelines.core import loop
+from pipelines.core import loop, storage
 from pipelines.core.checkpoint import load_checkpoint, save_checkpoint
 from pipelines.core.device import configure_device
 from pipelines.core.distributed import world_size
@@ -116,14 +116,13 @@ class RayHooks:
 def _restore(engine: Engine, resume_from: str | None, optim: OptimConfig, device: torch.device) -> loop.Position:
     """Ray's checkpoint when this worker group restarts after a failure; else the checkpoint
     that `ganforge train --resume` named; else a fresh start."""
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = load_checkpoint(folder, device)
-    elif resume_from:
-        state = load_checkpoint(resume_from, device)
-    else:
+    # Either one is read through Ray's Checkpoint, which opens local folders and storage URIs
+    # (s3://...) alike: a worker on another node reads the same bytes the driver named.
+    checkpoint = ray.train.get_checkpoint() or (ray.train.Checkpoint(resume_from) if resume_from else None)
+    if checkpoint is None:
         return loop.Position()
+    with checkpoint.as_directory() as folder:
+        state = load_checkpoint(folder, device)
     engine.load_state_dict(state["engine"])
     # The configured rates, not the checkpoint's: the same unless PBT has perturbed them
     # (its exploit restores another trial's checkpoint under this trial's new config).
@@ -135,7 +134,10 @@ def _logger(spec: RunSpec) -> RunLogger:
     from pipelines.tracking.relay import RelayClient
     from pipelines.tracking.runs import RunLogger  # MLflow takes about a second to import: loggers alone need it
 
-    return RunLogger(spec.config.tracking.uri, spec.run_id, RelayClient(spec.relay) if spec.relay is not None else None)
+    relay = None
+    if spec.relay is not None:  # files go by the run's storage, not by Ray's object store
+        relay = RelayClient(spec.relay, storage.join(spec.config.train.storage_path, f"ganforge-{spec.run_id}-relay"))
+    return RunLogger(spec.config.tracking.uri, spec.run_id, relay)
 
 
 def _chief_logger(spec: RunSpec, world: int, device: torch.device) -> RunLogger:

@@ -1,6 +1,12 @@
 """``ganforge train --resume RUN_ID_OR_CHECKPOINT``: find the checkpoint to continue from and
-the config it was trained with. A run id finds its newest checkpoint in Ray Train's storage
-(where every periodic checkpoint is kept), else the final checkpoint logged to MLflow."""
+the config it was trained with.
+
+A run id names a Ray Train run, ``ganforge-<run id>`` in the storage path the run's tags give
+(local or a URI such as ``s3://``). Ray Train's own books (``Result.from_path``) say which of
+its checkpoints is newest, and the resumed run reuses that name, so Ray Train restores the
+checkpoint itself and keeps managing the run's checkpoints. A run whose Ray storage is gone
+falls back to the final checkpoint logged to MLflow, copied to the storage path so that
+workers on every node can read it."""
 
 from __future__ import annotations
 
@@ -8,11 +14,11 @@ import copy
 import json
 import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 
 from pipelines.config import ConfigError, GanforgeConfig, build
 from pipelines.config.load import apply_overrides
 from pipelines.config.schema import TrackingConfig
+from pipelines.core import storage
 from pipelines.core.checkpoint import CONFIG, STATE
 from pipelines.errors import NotFound
 from pipelines.inference.model import RUN_ID
@@ -20,12 +26,24 @@ from pipelines.inference.model import RUN_ID
 STORAGE_TAG = "ganforge.ray_storage"
 
 
-def _newest(folders: Iterable[Path]) -> Path | None:
-    states = [f for folder in folders for f in folder.glob(f"checkpoint_*/{STATE}")]
-    return max(states, key=lambda f: f.stat().st_mtime).parent if states else None
+def ray_run_name(run_id: str) -> str:
+    """The Ray Train run of an MLflow run: one name for its first start and every resume."""
+    return f"ganforge-{run_id}"
 
 
-def _from_run(run_id: str, tracking: TrackingConfig) -> Path:
+def newest_checkpoint(run_folder: str) -> str | None:
+    """The newest checkpoint in Ray Train's books for the run in ``run_folder``; None if the
+    run has none (or the folder is not a Ray Train run)."""
+    from ray.train import Result
+
+    try:
+        result = Result.from_path(run_folder)
+    except RuntimeError:  # no such folder, or no checkpoint manager snapshot in it
+        return None
+    return storage.join(run_folder, storage.basename(result.checkpoint.path)) if result.checkpoint else None
+
+
+def _from_run(run_id: str, tracking: TrackingConfig) -> str:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -37,32 +55,34 @@ def _from_run(run_id: str, tracking: TrackingConfig) -> Path:
         run = client.get_run(run_id)
     except MlflowException as exc:
         raise NotFound(f"no MLflow run {run_id} in the tracking store {tracking.uri}") from exc
-    storage = run.data.tags.get(STORAGE_TAG)
-    newest = _newest(Path(storage).glob(f"ganforge-{run_id}*")) if storage else None
+    where = run.data.tags.get(STORAGE_TAG)
+    newest = newest_checkpoint(storage.join(where, ray_run_name(run_id))) if where else None
     if newest is not None:
         return newest
-    if any(a.path == "checkpoint" for a in client.list_artifacts(run_id)):
-        return Path(client.download_artifacts(run_id, "checkpoint", tempfile.mkdtemp(prefix="ganforge-resume-")))
+    if where and any(a.path == "checkpoint" for a in client.list_artifacts(run_id)):
+        with tempfile.TemporaryDirectory(prefix="ganforge-resume-") as folder:
+            local = client.download_artifacts(run_id, "checkpoint", folder)
+            return storage.upload(local, storage.join(where, f"{ray_run_name(run_id)}-mlflow-checkpoint"))
     raise NotFound(
         f"MLflow run {run_id} in {tracking.uri} has no checkpoint to resume from (none in the storage "
-        f"path {storage} or in its artifacts)"
+        f"path {where} or in its artifacts)"
     )
 
 
-def find_checkpoint(source: str, tracking: TrackingConfig) -> Path:
-    path = Path(source).expanduser()
-    if path.is_file() and path.name == STATE:
-        return path.parent
-    if (path / STATE).is_file():
-        return path
+def find_checkpoint(source: str, tracking: TrackingConfig) -> str:
+    """A checkpoint folder (local or a storage URI), or the newest checkpoint of a run id."""
+    if storage.basename(source) == STATE and storage.is_file(source):
+        return storage.absolute(source[: -len(STATE)].rstrip("/") or ".")
+    if storage.is_file(storage.join(source, STATE)):
+        return storage.absolute(source)
     if RUN_ID.match(source):
         return _from_run(source, tracking)
     raise NotFound(f"no checkpoint at {source} (a checkpoint folder holds {STATE}), and it is not an MLflow run id")
 
 
-def resume_config(gan: str, checkpoint: Path, overrides: Iterable[str]) -> GanforgeConfig:
+def resume_config(gan: str, checkpoint: str, overrides: Iterable[str]) -> GanforgeConfig:
     """The checkpoint's config with ``overrides`` on top (e.g. more steps)."""
-    tree = json.loads((checkpoint / CONFIG).read_text())
+    tree = json.loads(storage.read_text(storage.join(checkpoint, CONFIG)))
     if tree.get("gan") != gan:
         raise ConfigError(f"{checkpoint} is a {tree.get('gan')} checkpoint, not {gan}")
     return build(apply_overrides(copy.deepcopy(tree), overrides))

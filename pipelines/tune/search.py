@@ -11,12 +11,12 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cluster.capacity import Capacity
 from cluster.connect import TRIAL_RESOURCE, alive_nodes, connect
 from pipelines.config import ConfigError, GanforgeConfig, build, to_dict
+from pipelines.core import storage
 from pipelines.data.manifest import read_dataset
 from pipelines.errors import NotFound, SearchInterrupted
 from pipelines.eval.objective import objective_metric
@@ -33,12 +33,12 @@ from pipelines.tune.trial import run_trial
 SEARCH_STATE = "ganforge_search.json"  # beside Tune's own state: what a resume needs to know
 
 
-def _unfinished(folder: Path) -> bool:
+def _unfinished(folder: str) -> bool:
     """Whether Tune stopped before every trial ended (Ctrl+C). Read from the state Tune saved:
     in memory it marks the trials it stopped on the way out as terminated like finished ones."""
     from ray.tune import ExperimentAnalysis
 
-    return any(t.status not in ("TERMINATED", "ERROR") for t in ExperimentAnalysis(str(folder)).trials)
+    return any(t.status not in ("TERMINATED", "ERROR") for t in ExperimentAnalysis(folder).trials)
 
 
 @dataclass
@@ -88,9 +88,8 @@ def _tuner(cfg: GanforgeConfig, search: dict[str, Any], dims: dict, limit: int, 
     from ray import tune
 
     trainable = tune.with_resources(tune.with_parameters(run_trial, search=search), {TRIAL_RESOURCE: 1})
-    path = Path(search["storage"]).parent / search["name"]
     if resume:
-        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+        return tune.Tuner.restore(search["folder"], trainable, resume_unfinished=True, resume_errored=True)
     # Tune's checkpoints are small pointers to Train checkpoints: under PBT all stay, since an
     # exploit may name one several reports old (Train's own retention bounds the disk used).
     pointers_kept = None if cfg.tune.scheduler == "pbt" else 2
@@ -106,7 +105,7 @@ def _tuner(cfg: GanforgeConfig, search: dict[str, Any], dims: dict, limit: int, 
         ),
         run_config=tune.RunConfig(
             name=search["name"],
-            storage_path=str(path.parent),
+            storage_path=cfg.train.storage_path,
             callbacks=callbacks,
             verbose=0,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=pointers_kept),
@@ -114,16 +113,16 @@ def _tuner(cfg: GanforgeConfig, search: dict[str, Any], dims: dict, limit: int, 
     )
 
 
-def _prepare(cfg: GanforgeConfig, name: str | None, resume: bool) -> tuple[GanforgeConfig, str, Path]:
+def _prepare(cfg: GanforgeConfig, name: str | None, resume: bool) -> tuple[GanforgeConfig, str, str]:
     cfg = resolved(cfg)
-    name = name or f"{cfg.gan}-{Path(cfg.data.path).name}-{time.strftime('%m%d-%H%M%S')}"
-    folder = Path(cfg.train.storage_path) / name
-    if resume and not (folder / SEARCH_STATE).is_file():
+    name = name or f"{cfg.gan}-{storage.basename(cfg.data.path)}-{time.strftime('%m%d-%H%M%S')}"
+    folder = storage.join(cfg.train.storage_path, name)
+    if resume and not storage.is_file(storage.join(folder, SEARCH_STATE)):
         raise NotFound(
             f"no search named {name} in the storage path {cfg.train.storage_path} (no {SEARCH_STATE}); "
             "pass the name `ganforge tune` printed, and the same train.storage_path"
         )
-    if not resume and folder.exists():
+    if not resume and storage.exists(folder):
         raise ConfigError(
             f"a search named {name} exists in {cfg.train.storage_path}: resume it with --resume {name} "
             "or choose another --name"
@@ -144,7 +143,7 @@ def run_search(
     them with the search, so a resumed search runs with those it began with."""
     cfg, name, folder = _prepare(cfg, name, resume)
     if resume:  # the search's own config, not today's defaults
-        state = json.loads((folder / SEARCH_STATE).read_text())
+        state = json.loads(storage.read_text(storage.join(folder, SEARCH_STATE)))
         cfg = resolved(build(state["tree"]))
     dims = check_search(cfg)
     check_run(cfg)
@@ -162,14 +161,14 @@ def run_search(
         reopen_run(cfg.tracking, parent, {"ganforge.resumed": time.strftime("%Y-%m-%d %H:%M:%S")})
     else:
         parent = open_search_run(cfg, name, {k: d.describe() for k, d in dims.items()}, limit)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / SEARCH_STATE).write_text(json.dumps({"parent": parent, "tree": to_dict(cfg)}))
+        storage.write_text(storage.join(folder, SEARCH_STATE), json.dumps({"parent": parent, "tree": to_dict(cfg)}))
     search = {
         "tree": to_dict(for_trials(cfg)),
         "parent": parent,
         "name": name,
         "metric": metric,
-        "storage": str(Path(cfg.train.storage_path) / f"{name}-train"),
+        "folder": folder,  # Tune's state, beside SEARCH_STATE
+        "storage": storage.join(cfg.train.storage_path, f"{name}-train"),  # the trials' Train runs
     }
     tracker = SearchTracker(cfg, parent, _trials_total(cfg, dims), progress)  # on resume: Tune restores its own
     try:

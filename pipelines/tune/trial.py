@@ -24,6 +24,8 @@ from ray.util.queue import Queue
 
 from pipelines.config import build
 from pipelines.config.space import apply_point
+from pipelines.core import storage
+from pipelines.core.checkpoint import STATE
 from pipelines.errors import Diverged, user_error_of
 from pipelines.train.run_spec import RunSpec
 from pipelines.train.torch_trainer import torch_trainer
@@ -33,13 +35,15 @@ POINTER = "train_checkpoint.json"
 
 
 class ForwardReports(UserCallback):
-    """Runs in the Train controller: hands each report of rank 0 to the trial function."""
+    """Runs in the Train controller: hands each report of rank 0 to the trial function, with
+    its checkpoint's location as a URI (Ray gives a path within the storage's filesystem)."""
 
-    def __init__(self, queue: Queue):
-        self.queue = queue
+    def __init__(self, queue: Queue, run_folder: str):
+        self.queue, self.run_folder = queue, run_folder
 
     def after_report(self, run_context, metrics, checkpoint) -> None:
-        self.queue.put((metrics[0], checkpoint.path if checkpoint else None))
+        where = storage.join(self.run_folder, storage.basename(checkpoint.path)) if checkpoint else None
+        self.queue.put((metrics[0], where))
 
 
 def tune_result(metrics: dict[str, Any], metric: str) -> dict[str, Any]:
@@ -70,7 +74,7 @@ def donor_checkpoint() -> tuple[str | None, dict[str, Any]]:
     with checkpoint.as_directory() as folder:
         pointer = json.loads(Path(folder, POINTER).read_text())
     path = pointer["path"]
-    if not Path(path).is_dir():
+    if not storage.is_file(storage.join(path, STATE)):
         raise FileNotFoundError(
             f"Train checkpoint {path} named by Tune's checkpoint is gone; keep more "
             "(train.keep_checkpoints) or put train.storage_path on storage every node sees"
@@ -93,10 +97,11 @@ def run_trial(point: dict[str, Any], search: dict[str, Any]) -> None:
     queue: Queue = Queue(actor_options={"num_cpus": 0})
     # A fresh Train run name per start: a restarted trial resumes from the checkpoint Tune gives
     # it (which, after an exploit, is another trial's), never from this name's own storage.
+    name = f"{trial_id}-{uuid.uuid4().hex[:6]}"
     trainer = torch_trainer(
         RunSpec(cfg, resume_from, rank_checkpoints=cfg.tune.scheduler != "pbt"),
-        f"{trial_id}-{uuid.uuid4().hex[:6]}",
-        callbacks=[ForwardReports(queue)],
+        name,
+        callbacks=[ForwardReports(queue, storage.join(search["storage"], name))],
     )
     failure: list[BaseException] = []
 
