@@ -23,9 +23,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a GAN with Ray Train (DDP) and track it in MLflow")
     p.add_argument("gan", help="a registered GAN (`ganforge gans` lists them)")
     add_data_option(p)
-    p.add_argument("--workers", type=int, help="DDP workers (train.workers)")
+    p.add_argument(
+        "--workers",
+        metavar="N|MIN-MAX",
+        help="DDP workers (train.workers); MIN-MAX for an elastic run that shrinks and grows with the cluster",
+    )
     p.add_argument("--steps", type=int, help="optimizer steps (train.steps)")
-    p.add_argument("--batch-size", type=int, help="per-worker batch (data.batch_size)")
+    p.add_argument("--batch-size", type=int, help="global batch, split evenly across the workers (data.batch_size)")
     p.add_argument("--gpus", action="store_true", help="one GPU per worker, NCCL (train.use_gpu)")
     add_config_options(p, "optim.lr_d=4e-4")
     add_run_options(p)

@@ -8,6 +8,7 @@ everything else is shared by all GANs. Each dataclass checks its values in
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,23 @@ DEFAULT_SPACE = ("optim.lr_g=loguniform:1e-5:1e-2", "optim.lr_d=loguniform:1e-5:
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
+
+
+def _worker_range(value: object) -> int | list[int]:
+    """``train.workers``: N, or [MIN, MAX] ("MIN-MAX" as typed on the command line); a range
+    of one count is that count."""
+    if isinstance(value, str) and "-" in value:
+        value = value.split("-", 1)
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        with contextlib.suppress(TypeError, ValueError):
+            low, high = (int(v) for v in value)
+            _require(1 <= low <= high, f"train.workers must be [min, max] with 1 <= min <= max, got {value}")
+            return low if low == high else [low, high]
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+        f"train.workers must be a count >= 1 or [min, max] (MIN-MAX), got {value!r}",
+    )
+    return value  # type: ignore[return-value]  # an int, checked just above
 
 
 @dataclass
@@ -54,7 +72,7 @@ class DataConfig:
     path: str = ""  # a shard folder written by `ganforge data shard`
     domain: str = ""  # one-domain GANs on two-domain shards: which domain to learn (A or B)
     mode: str = "resampled"  # resampled: fixed-length epochs for step-based training; exact: each sample once
-    batch_size: int = 64  # per worker
+    batch_size: int = 64  # the global batch, split evenly across the workers (NVIDIA's --batch)
     loader_workers: int = 1  # DataLoader processes per Ray worker
     shuffle_buffer: int = 1000
     hflip: bool = False
@@ -71,7 +89,9 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     steps: int = 2000
-    workers: int = 2  # Ray Train DDP workers
+    # Ray Train DDP workers: a count, or [min, max] (also "MIN-MAX") for an elastic run that
+    # starts with what the cluster has, down to min, shrinks when a node is lost and grows back.
+    workers: int | list[int] = 2
     use_gpu: bool = False
     threads_per_worker: int = 1  # torch intra-op threads per worker: workers x threads <= cores
     # The GPU path; "auto" is on with CUDA, off on CPU. amp: autocast dtype, auto = bf16 where
@@ -93,16 +113,35 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     max_failures: int = 0  # worker-group restarts Ray Train may do, resuming from the last checkpoint
+    # Elastic runs: seconds between Ray Train's checks for capacity to grow back into.
+    resize_check_s: float = 60.0
     max_nonfinite_steps: int = 25  # non-finite optimizer steps in a row (each skipped) that end the run; 0 = never
     storage_path: str = ""  # Ray Train run storage; "" = ./ray_results
     # Seconds to wait for an autoscaling cluster to grow until it holds the run's workers;
     # 0 = as long as it takes. A cluster that cannot grow refuses such a run at once.
     wait_timeout: float = 0.0
 
+    @property
+    def min_workers(self) -> int:
+        return self.workers if isinstance(self.workers, int) else self.workers[0]
+
+    @property
+    def max_workers(self) -> int:
+        return self.workers if isinstance(self.workers, int) else self.workers[1]
+
+    @property
+    def elastic(self) -> bool:
+        return self.min_workers != self.max_workers
+
+    @property
+    def worker_counts(self) -> range:
+        """Every number of workers the run may train with."""
+        return range(self.min_workers, self.max_workers + 1)
+
     def __post_init__(self) -> None:
+        self.workers = _worker_range(self.workers)
         for key in (
             "steps",
-            "workers",
             "threads_per_worker",
             "log_every",
             "sample_every",
@@ -119,6 +158,7 @@ class TrainConfig:
         _require(self.ema_half_life_kimg >= 0, "train.ema_half_life_kimg must be >= 0")
         _require(self.ema_rampup >= 0, "train.ema_rampup must be >= 0")
         _require(self.max_failures >= 0, "train.max_failures must be >= 0")
+        _require(self.resize_check_s > 0, f"train.resize_check_s must be > 0, got {self.resize_check_s}")
         _require(self.max_nonfinite_steps >= 0, "train.max_nonfinite_steps must be >= 0")
         _require(self.wait_timeout >= 0, f"train.wait_timeout must be >= 0, got {self.wait_timeout}")
 

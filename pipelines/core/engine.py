@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 import gan_core
 from gan_core.interface import GAN, GENERATOR, Phase
 from gan_core.nets.modes import eval_mode
+from pipelines.config.batch import worker_batch
 from pipelines.config.schema import AugConfig, GanforgeConfig, OptimConfig, TrainConfig
 from pipelines.core.augmentation import Augmentation
 from pipelines.core.device import amp_mode, channels_last
@@ -95,7 +96,7 @@ class Engine:
     def for_config(cls, cfg: GanforgeConfig, resolution: int, channels: int, device: torch.device) -> Engine:
         """The registered GAN ``cfg.gan`` for images of this size, and its engine."""
         gan = gan_core.get(cfg.gan)(cfg.model, resolution, channels)
-        return cls(gan, cfg.optim, cfg.train, device, cfg.data.batch_size, cfg.aug)
+        return cls(gan, cfg.optim, cfg.train, device, worker_batch(cfg.data.batch_size, world_size()), cfg.aug)
 
     # --- construction -------------------------------------------------------------------
     def _wrap(self, net: nn.Module) -> nn.Module:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from pipelines.config.batch import worker_batch
 from pipelines.config.schema import GanforgeConfig
 from pipelines.core.engine import Engine
 from pipelines.data.batches import Batches, resolve_domains
@@ -29,6 +30,5 @@ def build_batches(cfg: GanforgeConfig, dataset: Dataset, engine: Engine, rank: i
         loader_workers=cfg.data.loader_workers,
     )
     domains = resolve_domains(dataset, cfg.gan, engine.gan.domains, cfg.data.domain)
-    return Batches(
-        dataset, domains, spec, cfg.data.batch_size, cfg.data.epoch_batches, pin_memory=engine.device.type == "cuda"
-    )
+    batch = worker_batch(cfg.data.batch_size, world)  # this rank's share of the global batch
+    return Batches(dataset, domains, spec, batch, cfg.data.epoch_batches, pin_memory=engine.device.type == "cuda")

@@ -13,6 +13,7 @@ from cluster.capacity import Capacity, Request, ask_autoscaler, ensure, of_conne
 from cluster.connect import TRIAL_RESOURCE
 from gan_core.metrics.inception import WEIGHTS_ENV, weights_path
 from pipelines.config import GanforgeConfig, to_dict
+from pipelines.config.batch import check_split
 from pipelines.config.space import check_strategy, parse_space, with_seeds
 from pipelines.data.batches import resolve_domains
 from pipelines.data.loader import StreamSpec, check_exact
@@ -29,14 +30,16 @@ def check_data(cfg: GanforgeConfig) -> None:
         raise DataError("no data given: pass --data SHARD_FOLDER (see `ganforge data shard`)")
     dataset = read_dataset(cfg.data.path)
     domains = resolve_domains(dataset, cfg.gan, gan_core.get(cfg.gan).domains, cfg.data.domain)
-    spec = StreamSpec(world=cfg.train.workers, mode=cfg.data.mode, loader_workers=cfg.data.loader_workers)
+    check_split(cfg.data.batch_size, cfg.train.worker_counts)
     if cfg.data.mode == "exact" and dataset.estimated_counts:
         raise DataError(
             f"data.mode=exact needs each shard's sample count, which {cfg.data.path} (a pattern with "
             "no manifest) does not give; use data.mode=resampled, or a shard folder with its manifest.json"
         )
-    for domain in domains.values():
-        check_exact(dataset.domain(domain), spec)
+    for world in cfg.train.worker_counts:
+        spec = StreamSpec(world=world, mode=cfg.data.mode, loader_workers=cfg.data.loader_workers)
+        for domain in domains.values():
+            check_exact(dataset.domain(domain), spec)
 
 
 def check_eval(cfg: GanforgeConfig) -> None:
@@ -80,10 +83,11 @@ def check_run(cfg: GanforgeConfig) -> None:
 
 
 def resource_request(cfg: GanforgeConfig, search: bool = False) -> Request:
-    """What one run (or one trial, whose driver takes a ``ganforge_trial`` unit) asks of Ray."""
+    """What one run (or one trial, whose driver takes a ``ganforge_trial`` unit) asks of Ray:
+    an elastic run needs room for its minimum."""
     if search:
-        return Request(cfg.train.workers, worker_resources(cfg), {TRIAL_RESOURCE: 1}, "--workers-per-trial")
-    return Request(cfg.train.workers, worker_resources(cfg))
+        return Request(cfg.train.min_workers, worker_resources(cfg), {TRIAL_RESOURCE: 1}, "--workers-per-trial")
+    return Request(cfg.train.min_workers, worker_resources(cfg))
 
 
 def check_capacity(cfg: GanforgeConfig, address: str | None, search: bool = False) -> Capacity:

@@ -46,6 +46,7 @@ class RayHooks:
 
     def __init__(self, rank: int, engine: Engine, logger: RunLogger | None, progress: Any, models: GeneratorLog | None):
         self.chief = rank == 0
+        self.world = float(engine.world)  # logged with every step's metrics: elastic runs change it
         self.engine, self.logger, self.progress, self.models = engine, logger, progress, models
         self.last: dict[str, float] = {}
         self.evaluated: dict[str, float] = {}
@@ -75,7 +76,7 @@ class RayHooks:
             ray.train.report({"step": event.step, **event.evaluated})
 
     def _log_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        self.log.metrics(step, metrics)
+        self.log.metrics(step, {**metrics, "train/world_size": self.world})
         if self.progress is not None:
             # The driver warns in the terminal when MLflow is away. A full or gone queue must
             # never stop training.

@@ -54,8 +54,13 @@ def torch_trainer(spec: RunSpec, name: str, callbacks: list | None = None):
     return _trainer_class()(
         train_worker,
         train_loop_config={"run": dataclasses.replace(spec, relay=start_relay(cfg.tracking.uri))},
-        scaling_config=ScalingConfig(
-            num_workers=train.workers, use_gpu=train.use_gpu, resources_per_worker=worker_resources(cfg)
+        # Ray Train V2's ScalingConfig (the one `ray.train` exports at run time) takes a
+        # (min, max) range and a resize interval; its type stubs are still V1's.
+        scaling_config=ScalingConfig(  # type: ignore[call-arg]
+            num_workers=(train.min_workers, train.max_workers) if train.elastic else train.min_workers,  # type: ignore[arg-type]
+            use_gpu=train.use_gpu,
+            resources_per_worker=worker_resources(cfg),
+            elastic_resize_monitor_interval_s=train.resize_check_s,
         ),
         torch_config=TorchConfig(backend="nccl" if train.use_gpu else "gloo"),
         run_config=RayRunConfig(

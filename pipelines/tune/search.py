@@ -74,7 +74,7 @@ def concurrency(cfg: GanforgeConfig, capacity: Capacity) -> int:
     workers wait for."""
     from pipelines.train.torch_trainer import worker_resources
 
-    fits = capacity.workers_fit(worker_resources(cfg)) // cfg.train.workers
+    fits = capacity.workers_fit(worker_resources(cfg)) // cfg.train.max_workers
     limit = cfg.tune.max_concurrent or fits
     return max(1, min(limit, fits, int(capacity.totals().get(TRIAL_RESOURCE, 1))))
 
