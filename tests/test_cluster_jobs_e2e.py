@@ -33,7 +33,8 @@ from pipelines.tracking.models import run_models
 
 pytestmark = pytest.mark.slow
 
-# 2 workers on 2 nodes, one exact epoch (9 shards, 1,797 digits: at most 63 batches of 16 per rank) and then some.
+# 2 workers on 2 nodes, one exact epoch (9 shards, 1,797 digits: at most 63 batches of 16 per rank:
+# a global batch of 32) and then some.
 TINY_LSGAN = [
     "--set",
     "model.ngf=8",
@@ -62,7 +63,7 @@ TINY_LSGAN = [
     "--steps",
     "70",
     "--batch-size",
-    "16",
+    "32",
 ]
 
 
@@ -124,18 +125,24 @@ def cluster(tmp_path_factory, ray_local):
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
     env["GANFORGE_HOME"] = str(home)
     env["RAY_AUTH_TOKEN_PATH"] = str(home / "auth_token")  # the cluster's own token, not the user's
+    # Right after a node is lost, Ray Train may still count its CPUs and try the old group size
+    # first, waiting this long (60 s by default) before it starts what fits.
+    env["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] = "15"
     up = cli(["cluster", "up", "--num-cpus", "1"], env)
     assert up.returncode == 0, up.stdout + up.stderr
     assert f"Ray token     {home / 'auth_token'}" in up.stdout
     state = json.loads((home / "cluster.json").read_text())
+    nodes: list[subprocess.Popen] = []  # the second node, and its restarts (the elastic test's)
     try:
         with open(home / "node2.log", "w") as log:
-            node = join_second_node(state["ray_address"], env, log)
+            nodes.append(join_second_node(state["ray_address"], env, log))
     except BaseException:
         cli(["cluster", "down"], env)  # nothing left running when the node cannot join
         raise
+    state["nodes"] = nodes
     yield env, state
-    stop_group(node.pid)  # the joined node is the test's, not `cluster up`'s
+    for node in nodes:  # the joined nodes are the tests', not `cluster up`'s
+        stop_group(node.pid)
     if (home / "cluster.json").exists():  # a test failed before `down` ran
         cli(["cluster", "down"], env)
 
@@ -357,6 +364,70 @@ def test_a_running_job_is_stopped_and_its_logs_followed_to_the_end(cluster, digi
     follow = cli(["jobs", "logs", "--follow", "long-lsgan"], env, timeout=120)  # returns when the job has ended
     assert follow.returncode == 0, follow.stderr
     assert cli(["jobs", "status", "long-lsgan"], env).stdout.startswith("long-lsgan: STOPPED")
+
+
+# Long enough for a node to leave, Ray Train to restart on what is left and the node to come
+# back while the run still trains. Nets wide enough that a step's compute, not DDP's gloo
+# round trips, sets its pace: then 1 and 2 workers step at similar rates here.
+ELASTIC_STEPS = 1000
+
+
+def _elastic_run(env: dict[str, str], state: dict, shards: Path, storage: str) -> subprocess.Popen:
+    """`ganforge train --workers 1-2` on the cluster: one worker per node while both are up."""
+    args = ["train", "lsgan", "--data", str(shards), "--address", state["ray_address"], "--workers", "1-2"]
+    args += ["--tracking-uri", state["mlflow_uri"], "--steps", str(ELASTIC_STEPS), "--batch-size", "32"]
+    args += ["--no-progress", "--set", "tracking.experiment=elastic", "--set", f"train.storage_path={storage}"]
+    for setting in ("model.ngf=32", "model.ndf=32", "eval.every=0", "train.sample_every=100000"):
+        args += ["--set", setting]
+    # Checkpoints often, so that a lost node costs little; a node's loss is a failure to Ray
+    # Train (a preemption would not be), so the run may restart a few times.
+    for setting in ("train.checkpoint_every=50", "train.max_failures=4", "train.resize_check_s=2"):
+        args += ["--set", setting]
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli.main", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+
+def _world_sizes(client: MlflowClient) -> tuple[str | None, list[float]]:
+    """The elastic run's id and its train/world_size values in the order they were logged."""
+    experiment = client.get_experiment_by_name("elastic")
+    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    if not runs:
+        return None, []
+    history = client.get_metric_history(runs[0].info.run_id, "train/world_size")
+    return runs[0].info.run_id, [m.value for m in sorted(history, key=lambda m: (m.timestamp, m.step))]
+
+
+def _wait_for(what: str, ready, run: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert run.poll() is None, f"the run ended before {what}: {run.stdout.read().decode()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} in {timeout} s"
+        time.sleep(0.5)
+
+
+def test_an_elastic_run_shrinks_when_a_node_is_lost_and_grows_back(cluster, digit_shards, s3_bucket_uri, tmp_path):
+    env, state = cluster
+    client = MlflowClient(state["mlflow_uri"])
+    run = _elastic_run(env, state, digit_shards, f"{s3_bucket_uri}/ray")
+    try:
+        _wait_for("two workers' steps", lambda: _world_sizes(client)[1][-3:] == [2.0] * 3, run)
+        stop_group(state["nodes"][-1].pid)  # the second node is lost: its worker with it
+        _wait_for("steps on the remaining node", lambda: _world_sizes(client)[1][-1:] == [1.0], run)
+        with open(tmp_path / "node2-again.log", "w") as log:  # the node comes back
+            state["nodes"].append(join_second_node(state["ray_address"], env, log))
+        _wait_for("two workers again", lambda: _world_sizes(client)[1][-1:] == [2.0], run)
+        output = run.communicate(timeout=300)[0].decode()
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, output[-3000:]
+    run_id, sizes = _world_sizes(client)
+    assert [size for i, size in enumerate(sizes) if i == 0 or size != sizes[i - 1]] == [2.0, 1.0, 2.0]
+    finished = client.get_run(run_id)  # one MLflow run throughout, finished at the last step
+    assert finished.info.status == "FINISHED" and f"finished: MLflow run {run_id}" in output
+    assert max(m.step for m in client.get_metric_history(run_id, "loss/G")) == ELASTIC_STEPS
+    assert finished.data.params["data.batch_size"] == "32"  # the global batch: 16 a worker, then 32, then 16
 
 
 def test_a_multi_node_run_with_a_node_local_store_is_refused(cluster, digit_shards, tmp_path):

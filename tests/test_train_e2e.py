@@ -50,6 +50,15 @@ def test_train_cli_rejects_bad_input_before_starting_ray(tmp_path, digit_shards,
             ],
             "data.mode=exact needs at least 16 shards",
         ),
+        (
+            ["train", "lsgan", "--data", str(digit_shards), "--workers", "2", "--batch-size", "5"],
+            "data.batch_size=5 is the global batch and does not split evenly over 2 workers: use data.batch_size=4",
+        ),
+        (
+            ["train", "lsgan", "--data", str(digit_shards), "--workers", "1-3", "--batch-size", "16"],
+            "does not split evenly over 3 workers",  # an elastic run may run at any count in its range
+        ),
+        (["train", "lsgan", "--data", str(digit_shards), "--workers", "3-1"], "train.workers must be [min, max]"),
     ]
     for argv, message in cases:
         assert main(argv) == 2
