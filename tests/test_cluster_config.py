@@ -18,6 +18,7 @@ def test_cluster_config_passes_rays_own_schema():
     # No training on the head, but room for the drivers of Tune trials (see cluster/local.py).
     assert types["head"]["resources"]["CPU"] == 0 and types["head"]["resources"][TRIAL_RESOURCE] >= 1
     assert types["gpu_worker"]["max_workers"] >= 1
+    assert types["gpu_worker"]["node_config"]["InstanceMarketOptions"]["MarketType"] == "spot"
 
 
 def test_services_stay_inside_the_cluster_and_setup_installs_the_project():
@@ -28,6 +29,7 @@ def test_services_stay_inside_the_cluster_and_setup_installs_the_project():
     assert "--dashboard-host=127.0.0.1" in head
     assert "mlflow server --host 127.0.0.1" in head and "0.0.0.0" not in head
     assert "MLFLOW_TRACKING_URI=http://127.0.0.1:5000" in head  # jobs log there by default
+    assert "GANFORGE_STORAGE_PATH=s3://" in head  # and keep their checkpoints and searches in S3
     assert "--artifacts-destination $ARTIFACTS" in head and "ARTIFACTS=s3://" in head
     assert any("pip install -e ." in c for c in config["setup_commands"])
 

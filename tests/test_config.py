@@ -85,3 +85,15 @@ def test_stylegan_ada256_preset_is_nvlabs_one_gpu_256px_config():
     assert cfg.optim.lr_g == cfg.optim.lr_d == 0.0025
     gan = gan_core.get("stylegan")(cfg.model, 256, 3)
     assert gan.r1_gamma(cfg.data.batch_size) == pytest.approx(0.8192)  # NVlabs' --gamma for this config
+
+
+def test_run_storage_defaults_to_the_clusters_bucket_then_a_local_folder(tmp_path, monkeypatch):
+    from pipelines.train.paths import STORAGE_ENV, resolved
+
+    cfg = load("lsgan", overrides=[f"data.path={tmp_path}", f"tracking.uri=sqlite:///{tmp_path / 'm.db'}"])
+    monkeypatch.delenv(STORAGE_ENV, raising=False)
+    assert resolved(cfg, tmp_path).train.storage_path == str(tmp_path / "ray_results")
+    monkeypatch.setenv(STORAGE_ENV, "s3://bucket/ray_results")  # as ray_cluster.yaml's head sets it
+    assert resolved(cfg, tmp_path).train.storage_path == "s3://bucket/ray_results"
+    given = load("lsgan", overrides=[f"data.path={tmp_path}", "train.storage_path=gs://other/runs"])
+    assert resolved(given, tmp_path).train.storage_path == "gs://other/runs"  # a URI stays a URI

@@ -116,7 +116,7 @@ class TrainConfig:
     # Elastic runs: seconds between Ray Train's checks for capacity to grow back into.
     resize_check_s: float = 60.0
     max_nonfinite_steps: int = 25  # non-finite optimizer steps in a row (each skipped) that end the run; 0 = never
-    storage_path: str = ""  # Ray Train run storage; "" = ./ray_results
+    storage_path: str = ""  # Ray Train run storage (a folder or s3://...); "" = $GANFORGE_STORAGE_PATH or ./ray_results
     # Seconds to wait for an autoscaling cluster to grow until it holds the run's workers;
     # 0 = as long as it takes. A cluster that cannot grow refuses such a run at once.
     wait_timeout: float = 0.0

@@ -4,12 +4,15 @@ directories, or on other nodes, find the same data, storage and tracking store."
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 
 from pipelines.config import GanforgeConfig
 from pipelines.core import storage
 from pipelines.tracking import store
+
+STORAGE_ENV = "GANFORGE_STORAGE_PATH"
 
 
 def _absolute(path: str) -> str:
@@ -26,6 +29,7 @@ def resolved(cfg: GanforgeConfig, workdir: Path | None = None) -> GanforgeConfig
         stamp = time.strftime("%m%d-%H%M%S")
         tracking = dataclasses.replace(tracking, run_name=f"{cfg.gan}-{Path(cfg.data.path).name}-{stamp}")
     data = dataclasses.replace(cfg.data, path=_absolute(cfg.data.path))
-    storage = cfg.train.storage_path or str(workdir / "ray_results")
+    # A cluster names its bucket once, in its nodes' environment (ray_cluster.yaml).
+    storage = cfg.train.storage_path or os.environ.get(STORAGE_ENV) or str(workdir / "ray_results")
     train = dataclasses.replace(cfg.train, storage_path=_absolute(storage))
     return dataclasses.replace(cfg, tracking=tracking, data=data, train=train)
