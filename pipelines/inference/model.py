@@ -193,13 +193,13 @@ def load_trained(source: str, tracking: TrackingConfig, device: str | torch.devi
     """``source``: a run id, a ``runs:/`` or ``models:/`` URI, a local folder or file, or a
     folder in run storage (``s3://...``: a Ray checkpoint)."""
     device = torch.device(device)
+    if storage.is_uri(source):  # a checkpoint or exported generator in run storage (s3://...)
+        return _from_folder(_fetched(source), device, source)
     path = Path(source).expanduser()
     if path.is_dir() and (path / GENERATOR_FILE).is_file():
         return _from_export(path, device)
     if path.exists() and (path.is_file() or (path / STATE).is_file()):
         return _from_checkpoint(path, device)
-    if storage.is_uri(source):  # a checkpoint or exported generator in run storage (s3://...)
-        return _from_folder(_fetched(source), device, source)
     if source.startswith(("runs:/", "models:/")) or RUN_ID.match(source):
         from pipelines.tracking.runs import check_store  # MLflow: only for these sources
 

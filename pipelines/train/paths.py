@@ -27,9 +27,9 @@ def resolved(cfg: GanforgeConfig, workdir: Path | None = None) -> GanforgeConfig
     tracking = store.resolve(cfg.tracking, workdir)
     if not tracking.run_name:
         stamp = time.strftime("%m%d-%H%M%S")
-        tracking = dataclasses.replace(tracking, run_name=f"{cfg.gan}-{Path(cfg.data.path).name}-{stamp}")
+        tracking = dataclasses.replace(tracking, run_name=f"{cfg.gan}-{storage.basename(cfg.data.path)}-{stamp}")
     data = dataclasses.replace(cfg.data, path=_absolute(cfg.data.path))
     # A cluster names its bucket once, in its nodes' environment (ray_cluster.yaml).
-    storage = cfg.train.storage_path or os.environ.get(STORAGE_ENV) or str(workdir / "ray_results")
-    train = dataclasses.replace(cfg.train, storage_path=_absolute(storage))
+    where = cfg.train.storage_path or os.environ.get(STORAGE_ENV) or str(workdir / "ray_results")
+    train = dataclasses.replace(cfg.train, storage_path=_absolute(where))
     return dataclasses.replace(cfg, tracking=tracking, data=data, train=train)

@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 
 from pipelines.config import GanforgeConfig
 from pipelines.config.space import SEED_KEY, apply_point
+from pipelines.core import storage
 from pipelines.errors import NotFound
 from pipelines.tracking.models import RUN_MODEL_TAG, Registered
 from pipelines.train import run_record
@@ -53,7 +54,7 @@ def collect(results: Any, cfg: GanforgeConfig, parent: str) -> list[Trial]:
     trials = []
     for result in results:
         metrics = result.metrics or {}
-        trial_id = str(metrics.get("trial_id") or Path(result.path).name)
+        trial_id = str(metrics.get("trial_id") or storage.basename(result.path))
         point = dict(result.config or {})
         reason = "error" if result.error else stop_reason(metrics, cfg.train.steps)
         trials.append(
