@@ -133,7 +133,7 @@ def test_a_run_waits_for_the_autoscaler_and_a_wait_can_time_out(autoscaling_head
     assert "this Ray cluster has 2 nodes, and the MLflow store sqlite:///" in grown.stderr, grown.stderr
 
     start = time.monotonic()
-    timed_out = train([*base, "--workers", "3", "--wait-timeout", "5"], env, tmp_path)
+    timed_out = train([*base, "--workers", "3", "--batch-size", "48", "--wait-timeout", "5"], env, tmp_path)
     assert timed_out.returncode == 2 and "Traceback" not in timed_out.stderr
     assert (
         f"ganforge: error: this run asks for 3 workers of 1 CPU (3 CPUs in all), but the Ray cluster at {gcs} has "

@@ -137,7 +137,7 @@ def sweep(w: dict) -> list[tuple[str, list[str], str]]:
         ),
         (
             "train",
-            ["train", "lsgan", "--data", shards, "--workers", "3", "--address", gcs],
+            ["train", "lsgan", "--data", shards, "--workers", "3", "--batch-size", "48", "--address", gcs],
             f"the Ray cluster at {gcs} has 2 CPUs, 0 GPUs on 1 node and cannot grow; "
             "the largest request that fits is --workers 2",
         ),
@@ -149,7 +149,18 @@ def sweep(w: dict) -> list[tuple[str, list[str], str]]:
         ),
         (
             "tune",
-            ["tune", "lsgan", "--data", shards, "--workers-per-trial", "3", "--address", gcs],
+            [
+                "tune",
+                "lsgan",
+                "--data",
+                shards,
+                "--workers-per-trial",
+                "3",
+                "--set",
+                "data.batch_size=48",
+                "--address",
+                gcs,
+            ],
             "the largest request that fits is --workers-per-trial 2",
         ),
         (

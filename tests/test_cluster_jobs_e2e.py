@@ -369,7 +369,7 @@ def test_a_running_job_is_stopped_and_its_logs_followed_to_the_end(cluster, digi
 # Long enough for a node to leave, Ray Train to restart on what is left and the node to come
 # back while the run still trains. Nets wide enough that a step's compute, not DDP's gloo
 # round trips, sets its pace: then 1 and 2 workers step at similar rates here.
-ELASTIC_STEPS = 1000
+ELASTIC_STEPS = 2500
 
 
 def _elastic_run(env: dict[str, str], state: dict, shards: Path, storage: str) -> subprocess.Popen:

@@ -33,8 +33,11 @@ def _worker_range(value: object) -> int | list[int]:
     if isinstance(value, str) and "-" in value:
         value = value.split("-", 1)
     if isinstance(value, (list, tuple)) and len(value) == 2:
+        bounds = None
         with contextlib.suppress(TypeError, ValueError):
-            low, high = (int(v) for v in value)
+            bounds = [int(v) for v in value]
+        if bounds is not None:
+            low, high = bounds
             _require(1 <= low <= high, f"train.workers must be [min, max] with 1 <= min <= max, got {value}")
             return low if low == high else [low, high]
     _require(
