@@ -15,6 +15,7 @@ from pipelines.errors import BadImage
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 CHANNEL_MODES = {"RGB": 3, "L": 1}
+_SHARD_FORMATS = ("PNG",)  # what `data shard` writes: PIL need not try its other formats first
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -80,7 +81,7 @@ def random_crop(image: np.ndarray, size: int, rng: random.Random) -> np.ndarray:
 def decode_png(data: bytes, size: int, channels: int) -> np.ndarray:
     """(C, H, W) uint8 array of a shard sample; raises BadImage on corrupt or mis-sized data."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=_SHARD_FORMATS) as image:
             array = np.asarray(image)
     except Exception as exc:
         raise BadImage(f"undecodable sample ({type(exc).__name__})") from exc
