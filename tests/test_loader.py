@@ -10,9 +10,10 @@ import pytest
 import torch
 from conftest import add_member
 
+from pipelines.config import ConfigError, load
 from pipelines.data.batches import Batches, resolve_domains
 from pipelines.data.demo import write_digits
-from pipelines.data.loader import RankBatches, StreamSpec
+from pipelines.data.loader import RankBatches, StreamSpec, auto_loader_workers, loader_processes
 from pipelines.data.manifest import DataError, read_dataset
 from pipelines.data.shard import ShardOptions, write_shards
 
@@ -221,3 +222,24 @@ def test_loader_processes_start_by_fork_even_in_a_spawned_rank(digit_shards):
     rank.start()
     assert out.get(timeout=120) == "fork"
     rank.join(timeout=60)
+
+
+@pytest.mark.parametrize(
+    "cpus, gpus, domains, expected",
+    [
+        (16, 1, 1, 8),  # a 16-CPU one-GPU node: capped at 8
+        (16, 1, 2, 7),  # two domains share the 15 spare CPUs
+        (32, 8, 1, 3),  # 4 CPUs per GPU: 3 loaders beside the training process
+        (8, 8, 2, 1),  # one CPU per GPU: still one loader per domain
+        (2, 0, 1, 1),  # no GPU: CPU workers' cores go to the step
+    ],
+)
+def test_auto_loader_processes_follow_the_nodes_cpus_per_gpu(cpus, gpus, domains, expected):
+    assert auto_loader_workers(cpus, gpus, domains) == expected
+
+
+def test_auto_is_minus_one_and_resolves_on_this_node(tmp_path):
+    assert load("lsgan", overrides=["data.loader_workers=-1"]).data.loader_workers == -1
+    assert loader_processes(-1, 1) == 1 and loader_processes(3, 2) == 3  # no GPU here; a count stays
+    with pytest.raises(ConfigError, match="data.loader_workers must be >= 0, or -1"):
+        load("lsgan", overrides=["data.loader_workers=-2"])

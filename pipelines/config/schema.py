@@ -76,7 +76,9 @@ class DataConfig:
     domain: str = ""  # one-domain GANs on two-domain shards: which domain to learn (A or B)
     mode: str = "resampled"  # resampled: fixed-length epochs for step-based training; exact: each sample once
     batch_size: int = 64  # the global batch, split evenly across the workers (NVIDIA's --batch)
-    loader_workers: int = 1  # DataLoader processes per Ray worker
+    # DataLoader processes per Ray worker and domain; -1 = auto: on a GPU node its CPUs per GPU
+    # (less one for the training process) shared by the domains, at most 8; 1 without a GPU.
+    loader_workers: int = 1
     shuffle_buffer: int = 1000
     hflip: bool = False
     epoch_batches: int = 0  # resampled mode: batches per epoch per worker; 0 = dataset size / global batch
@@ -84,7 +86,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         _require(self.mode in DATA_MODES, f"data.mode must be one of {DATA_MODES}, got {self.mode!r}")
         _require(self.batch_size >= 1, f"data.batch_size must be >= 1, got {self.batch_size}")
-        _require(self.loader_workers >= 0, f"data.loader_workers must be >= 0, got {self.loader_workers}")
+        _require(
+            self.loader_workers >= -1, f"data.loader_workers must be >= 0, or -1 (auto), got {self.loader_workers}"
+        )
         _require(self.shuffle_buffer >= 0, f"data.shuffle_buffer must be >= 0, got {self.shuffle_buffer}")
         _require(self.epoch_batches >= 0, f"data.epoch_batches must be >= 0, got {self.epoch_batches}")
 

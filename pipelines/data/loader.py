@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import math
 import multiprocessing
+import os
 import random
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -61,6 +62,40 @@ def exact_assignment(n_shards: int, epoch: int, seed: int, world: int) -> list[l
     order = list(range(n_shards))
     random.Random(seed * 1_000_003 + epoch).shuffle(order)
     return [order[rank::world] for rank in range(world)]
+
+
+MAX_AUTO_LOADERS = 8  # beyond this, one rank's PNG decoding outruns any GAN step measured
+
+
+def auto_loader_workers(cpus: int, gpus: int, domains: int) -> int:
+    """Loader processes per domain for a rank: on a GPU node, the CPUs each GPU's rank gets,
+    less one for the training process itself, split over the domains; 1 without a GPU (CPU
+    training workers spend their cores on the step)."""
+    if gpus <= 0:
+        return 1
+    return max(1, min(MAX_AUTO_LOADERS, (cpus // gpus - 1) // max(1, domains)))
+
+
+def node_gpus() -> int:
+    """GPUs on this machine, all of them: NVML sees past CUDA_VISIBLE_DEVICES, which Ray
+    narrows to the worker's own GPU."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no NVIDIA driver: no GPU this code can use, or torch's count
+        return torch.cuda.device_count()
+
+
+def loader_processes(configured: int, domains: int) -> int:
+    """``data.loader_workers``, with -1 (auto) sized from this node's CPUs and GPUs."""
+    if configured >= 0:
+        return configured
+    return auto_loader_workers(os.cpu_count() or 1, node_gpus(), domains)
 
 
 def readers(spec: StreamSpec) -> int:

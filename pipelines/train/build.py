@@ -10,7 +10,7 @@ from pipelines.config.batch import worker_batch
 from pipelines.config.schema import GanforgeConfig
 from pipelines.core.engine import Engine
 from pipelines.data.batches import Batches, resolve_domains
-from pipelines.data.loader import StreamSpec
+from pipelines.data.loader import StreamSpec, loader_processes
 from pipelines.data.manifest import Dataset
 
 
@@ -27,7 +27,7 @@ def build_batches(cfg: GanforgeConfig, dataset: Dataset, engine: Engine, rank: i
         mode=cfg.data.mode,
         seed=cfg.train.seed,
         shuffle_buffer=cfg.data.shuffle_buffer,
-        loader_workers=cfg.data.loader_workers,
+        loader_workers=loader_processes(cfg.data.loader_workers, len(engine.gan.domains)),
     )
     domains = resolve_domains(dataset, cfg.gan, engine.gan.domains, cfg.data.domain)
     batch = worker_batch(cfg.data.batch_size, world)  # this rank's share of the global batch

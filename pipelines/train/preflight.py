@@ -37,7 +37,8 @@ def check_data(cfg: GanforgeConfig) -> None:
             "no manifest) does not give; use data.mode=resampled, or a shard folder with its manifest.json"
         )
     for world in cfg.train.worker_counts:
-        spec = StreamSpec(world=world, mode=cfg.data.mode, loader_workers=cfg.data.loader_workers)
+        # With auto loader processes the workers size them on their nodes; 1 is the least.
+        spec = StreamSpec(world=world, mode=cfg.data.mode, loader_workers=max(1, cfg.data.loader_workers))
         for domain in domains.values():
             check_exact(dataset.domain(domain), spec)
 
