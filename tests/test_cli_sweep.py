@@ -29,6 +29,9 @@ NO_REFERENCE = {
     "gans": "lists the registry",
 }
 
+# Three workers a trial, with a batch they split (the default 64 would be refused first).
+THREE_PER_TRIAL = ["--workers-per-trial", "3", "--set", "data.batch_size=48"]
+
 
 @pytest.fixture(scope="module")
 def where(ray_local, tmp_path_factory, digit_shards, _empty_store_file):
@@ -149,18 +152,7 @@ def sweep(w: dict) -> list[tuple[str, list[str], str]]:
         ),
         (
             "tune",
-            [
-                "tune",
-                "lsgan",
-                "--data",
-                shards,
-                "--workers-per-trial",
-                "3",
-                "--set",
-                "data.batch_size=48",
-                "--address",
-                gcs,
-            ],
+            ["tune", "lsgan", "--data", shards, *THREE_PER_TRIAL, "--address", gcs],
             "the largest request that fits is --workers-per-trial 2",
         ),
         (
