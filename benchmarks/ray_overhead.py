@@ -38,13 +38,18 @@ QUIET = [
 
 
 def config(gan: str, steps: int, workers: int, store: Path):
+    """The demo config at the demo's batch per worker (its global batch is for 2 workers):
+    data.batch_size is global, so it grows with the workers here."""
     from pipelines.config import load
 
+    demo = [str(ROOT / "pipelines" / "configs" / "demo" / f"{gan}.yaml")]
+    per_worker = load(gan, demo).data.batch_size // 2
     return load(
         gan,
-        [str(ROOT / "pipelines" / "configs" / "demo" / f"{gan}.yaml")],
+        demo,
         [
             f"data.path={shards_for(gan, DEMO_SIZE[gan])}",
+            f"data.batch_size={per_worker * workers}",
             f"train.steps={steps}",
             f"train.workers={workers}",
             *QUIET,
