@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -412,7 +413,10 @@ def test_an_elastic_run_shrinks_when_a_node_is_lost_and_grows_back(cluster, digi
     run = _elastic_run(env, state, digit_shards, f"{s3_bucket_uri}/ray")
     try:
         _wait_for("two workers' steps", lambda: _world_sizes(client)[1][-3:] == [2.0] * 3, run)
-        stop_group(state["nodes"][-1].pid)  # the second node is lost: its worker with it
+        # The second node is lost, its worker with it: killed outright, as a machine is. (A
+        # SIGTERM lets `ray start --block` clean up, which left this session's own Ray
+        # instance unable to see a later run's killed worker.)
+        os.killpg(state["nodes"][-1].pid, signal.SIGKILL)
         _wait_for("steps on the remaining node", lambda: _world_sizes(client)[1][-1:] == [1.0], run)
         with open(tmp_path / "node2-again.log", "w") as log:  # the node comes back
             state["nodes"].append(join_second_node(state["ray_address"], env, log))
