@@ -17,7 +17,7 @@ from pipelines.tracking.runs import end_run
 from pipelines.train.paths import resolved
 from pipelines.train.preflight import check_capacity, check_run
 from pipelines.train.progress import Progress
-from pipelines.train.resume import newest_checkpoint, ray_run_name
+from pipelines.train.resume import checkpoint_location, newest_checkpoint, ray_run_name
 from pipelines.train.run_record import close_failed, name_best_model, open_run, register_best
 from pipelines.train.run_spec import RunSpec
 from pipelines.train.torch_trainer import torch_trainer
@@ -68,9 +68,8 @@ def train(
     best = name_best_model(cfg.tracking.uri, run_id)
     registered = register_best(cfg, run_id, cfg.tracking.register) if best and cfg.tracking.register else None
     end_run(cfg.tracking, run_id, "FINISHED")
-    checkpoint = None
-    if result.checkpoint is not None:  # its path within the filesystem: as a URI again
-        checkpoint = storage.join(cfg.train.storage_path, name, storage.basename(result.checkpoint.path))
+    run_folder = storage.join(cfg.train.storage_path, name)
+    checkpoint = checkpoint_location(run_folder, result.checkpoint.path) if result.checkpoint else None
     model = f"models:/{best.model_id}" if best else None
     return TrainOutcome(run_id, dict(result.return_value or {}), checkpoint, cfg.tracking, model, registered)
 

@@ -31,6 +31,7 @@ from pipelines.eval.reference import reference_id
 from pipelines.tracking.grids import grid_image
 from pipelines.train.build import build_batches, build_engine
 from pipelines.train.generator_log import GeneratorLog
+from pipelines.train.resume import ray_run_name
 from pipelines.train.run_spec import RunSpec
 
 if TYPE_CHECKING:
@@ -137,7 +138,8 @@ def _logger(spec: RunSpec) -> RunLogger:
 
     relay = None
     if spec.relay is not None:  # files go by the run's storage, not by Ray's object store
-        relay = RelayClient(spec.relay, storage.join(spec.config.train.storage_path, f"ganforge-{spec.run_id}-relay"))
+        staging = storage.join(spec.config.train.storage_path, f"{ray_run_name(spec.run_id)}-relay")
+        relay = RelayClient(spec.relay, staging)
     return RunLogger(spec.config.tracking.uri, spec.run_id, relay)
 
 

@@ -31,6 +31,12 @@ def ray_run_name(run_id: str) -> str:
     return f"ganforge-{run_id}"
 
 
+def checkpoint_location(run_folder: str, ray_path: str) -> str:
+    """A Ray checkpoint's location as a URI (or local path): Ray gives its path within the
+    storage's filesystem (``bucket/key``), which has lost the scheme."""
+    return storage.join(run_folder, storage.basename(ray_path))
+
+
 def newest_checkpoint(run_folder: str) -> str | None:
     """The newest checkpoint in Ray Train's books for the run in ``run_folder``; None if the
     run has none (or the folder is not a Ray Train run)."""
@@ -40,7 +46,7 @@ def newest_checkpoint(run_folder: str) -> str | None:
         result = Result.from_path(run_folder)
     except RuntimeError:  # no such folder, or no checkpoint manager snapshot in it
         return None
-    return storage.join(run_folder, storage.basename(result.checkpoint.path)) if result.checkpoint else None
+    return checkpoint_location(run_folder, result.checkpoint.path) if result.checkpoint else None
 
 
 def _from_run(run_id: str, tracking: TrackingConfig) -> str:

@@ -27,6 +27,7 @@ from pipelines.config.space import apply_point
 from pipelines.core import storage
 from pipelines.core.checkpoint import STATE
 from pipelines.errors import Diverged, user_error_of
+from pipelines.train.resume import checkpoint_location
 from pipelines.train.run_spec import RunSpec
 from pipelines.train.torch_trainer import torch_trainer
 from pipelines.tune.mlflow_runs import trial_run
@@ -42,7 +43,7 @@ class ForwardReports(UserCallback):
         self.queue, self.run_folder = queue, run_folder
 
     def after_report(self, run_context, metrics, checkpoint) -> None:
-        where = storage.join(self.run_folder, storage.basename(checkpoint.path)) if checkpoint else None
+        where = checkpoint_location(self.run_folder, checkpoint.path) if checkpoint else None
         self.queue.put((metrics[0], where))
 
 
