@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from pipelines.data import png
 from pipelines.errors import BadImage
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 CHANNEL_MODES = {"RGB": 3, "L": 1}
-_SHARD_FORMATS = ("PNG",)  # what `data shard` writes: PIL need not try its other formats first
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -73,20 +73,20 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def random_crop(image: np.ndarray, size: int, rng: random.Random) -> np.ndarray:
-    """A size x size window of a (C, H, W) array at a position drawn from ``rng``."""
+    """A size x size window (a view) of a (C, H, W) array at a position drawn from ``rng``."""
     top, left = rng.randrange(image.shape[1] - size + 1), rng.randrange(image.shape[2] - size + 1)
-    return np.ascontiguousarray(image[:, top : top + size, left : left + size])
+    return image[:, top : top + size, left : left + size]
 
 
 def decode_png(data: bytes, size: int, channels: int) -> np.ndarray:
-    """(C, H, W) uint8 array of a shard sample; raises BadImage on corrupt or mis-sized data."""
+    """(C, H, W) uint8 view of a shard sample's pixels (callers stack or copy it: one copy
+    fewer per image); raises BadImage on corrupt or mis-sized data."""
     try:
-        with Image.open(io.BytesIO(data), formats=_SHARD_FORMATS) as image:
-            array = np.asarray(image)
-    except Exception as exc:
-        raise BadImage(f"undecodable sample ({type(exc).__name__})") from exc
+        array = png.decode(data, size, channels)
+    except png.Undecodable as exc:
+        raise BadImage(f"undecodable sample ({exc})") from exc
     if array.ndim == 2:
         array = array[:, :, None]
     if array.shape != (size, size, channels) or array.dtype != np.uint8:
         raise BadImage(f"sample is {array.shape} {array.dtype}, dataset is ({size}, {size}, {channels}) uint8")
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
+    return array.transpose(2, 0, 1)
