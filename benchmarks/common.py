@@ -26,7 +26,7 @@ def demo_shards(size: int, two_domain: bool) -> Path:
     from pipelines.data.shard import ShardOptions, write_shards
 
     name = f"{'digits-mnistm' if two_domain else 'digits'}-{size}"
-    out = CACHE / name
+    out = CACHE / f"{name}-up"  # "-up": Up-filtered PNGs (pipelines/data/png.py); older caches hold PIL's
     if (out / "manifest.json").is_file():
         return out
     images = CACHE / f"{name}-png"
