@@ -1,6 +1,7 @@
 """`train.compile=true`: every GAN's main phases trace into one graph each, with no graph
 break (TorchDynamo's own count, on CPU); the regularizer phases, which differentiate
-through gradients, are the ones the engine runs eagerly.
+through gradients, are the ones the engine runs eagerly; and a compiled run resumed from a
+checkpoint in a fresh process continues bitwise as the uninterrupted compiled run does.
 
 TorchDynamo traces in a process of its own, so that its global state (caches, config,
 patched frames) never reaches the Ray Train runs that later tests start from this process."""
@@ -62,3 +63,83 @@ def test_the_regularizer_phases_are_the_ones_that_run_eagerly():
         for gan_name in ("lsgan", "cyclegan", "discogan")
         for p in tiny_engine(gan_name).gan.phases
     )
+
+
+RESUME = """
+import sys
+from pathlib import Path
+import torch
+from tiny import tiny_batch, tiny_engine
+from pipelines.config import load
+from pipelines.core.checkpoint import load_checkpoint, save_checkpoint
+from pipelines.core.loop import Position, checkpoint_state, seed_rank
+
+mode, folder, names = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+for name in names:
+    extra = EXTRA.get(name, []) + ["train.compile=true", "train.ema_half_life_kimg=0.01"]
+    torch.manual_seed(0 if mode == "full" else 123)  # the resumed run's own weights are overwritten
+    engine = tiny_engine(name, extra)
+    if mode == "resumed":
+        engine.load_state_dict(load_checkpoint(folder / name)["engine"])
+    ps = []  # ADA's p at each step
+    while engine.step < STEPS:
+        if mode == "full" and engine.step == AT:
+            save_checkpoint(folder / name, checkpoint_state(engine, Position(), load(name)))
+        seed_rank(0, 0, engine.step)  # as the loop does before every step
+        ps.append(engine.augment.p if engine.augment is not None else 0.0)
+        engine.train_step(tiny_batch(name, engine.step))
+    torch.save({"state": engine.state_dict(), "p": ps}, folder / f"{name}-{mode}.pt")
+"""
+# StyleGAN's R1 and path-length phases (run eagerly) come due after the checkpoint, and ADA's
+# p, which the checkpoint carries, moves between 0 (no augmentation) and more, in big steps.
+RESUME_SETTINGS = {"STEPS": 8, "AT": 3}
+RESUME_EXTRA = {"stylegan": ["model.r1_every=4", "model.pl_every=4", "aug.kind=ada", "aug.kimg=0.01"]}
+
+
+def _compiled_run(mode: str, folder: Path) -> None:
+    header = f"EXTRA = {RESUME_EXTRA!r}\n" + "".join(f"{k} = {v}\n" for k, v in RESUME_SETTINGS.items())
+    done = subprocess.run(
+        [sys.executable, "-c", header + RESUME, mode, str(folder), *sorted(TINY)],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_a_resumed_compiled_run_continues_bitwise(tmp_path):
+    """Each run compiles in a process of its own, as a resumed job's workers do: the run
+    resumed from step 3 ends at step 8 with the uninterrupted run's every tensor (nets, EMA,
+    optimizer moments, GAN and augmentation state)."""
+    import torch
+
+    _compiled_run("full", tmp_path)
+    _compiled_run("resumed", tmp_path)
+    for name in sorted(TINY):
+        full, resumed = (torch.load(tmp_path / f"{name}-{mode}.pt", weights_only=True) for mode in ("full", "resumed"))
+        ours, theirs = _flat(full["state"]), _flat(resumed["state"])
+        assert ours.keys() == theirs.keys(), name
+        differ = [key for key in ours if not _equal(ours[key], theirs[key])]
+        assert not differ, (name, differ[:5])
+        assert ours["/step"] == RESUME_SETTINGS["STEPS"]
+        assert full["p"][RESUME_SETTINGS["AT"] :] == resumed["p"]
+    p = full["p"]  # StyleGAN's: D saw both ADA's identity (p = 0) and augmented images
+    assert 0 in p and any(value > 0 for value in p), p
+
+
+def _flat(node, prefix=""):
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}/{key}").items()}
+    if isinstance(node, (list, tuple)):
+        return {k: v for i, value in enumerate(node) for k, v in _flat(value, f"{prefix}/{i}").items()}
+    return {prefix: node}
+
+
+def _equal(a, b) -> bool:
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    return a == b

@@ -26,8 +26,13 @@ class Augmentation:
         device = next(discriminators[0].parameters()).device
         self.ada = ADA(cfg.p).to(device) if cfg.kind == "ada" else None
         pipe = self.ada if self.ada is not None else DiffAugment()
+        # Eager even in a compiled D (train.compile): ADA branches on p's value, a graph
+        # break at which TorchDynamo specialised on p and recompiled as it moved; a resumed
+        # run compiled other specialisations than the uninterrupted one and its weights
+        # drifted from it (tests/test_compile.py). Eager, it is the same code on every step.
+        augment = torch.compiler.disable(lambda module, args: (pipe(args[0]), *args[1:]))
         for net in discriminators:
-            net.register_forward_pre_hook(lambda module, args: (pipe(args[0]), *args[1:]))
+            net.register_forward_pre_hook(augment)
         self.controller = AdaptiveP(cfg.target, cfg.interval, cfg.kimg)
         self.signs = torch.zeros(2, device=device)  # sum of D/real_sign, phases counted
 
