@@ -3,7 +3,12 @@ DataLoader workers, every rank gets the same number of batches, and broken data 
 and counted."""
 
 import multiprocessing
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 
 import pytest
@@ -243,3 +248,56 @@ def test_auto_is_minus_one_and_resolves_on_this_node(tmp_path):
     assert loader_processes(-1, 1) == 1 and loader_processes(3, 2) == 3  # no GPU here; a count stays
     with pytest.raises(ConfigError, match="data.loader_workers must be >= 0, or -1"):
         load("lsgan", overrides=["data.loader_workers=-2"])
+
+
+KILLED_RANK = """
+import os, sys, time
+from pipelines.data.loader import RankBatches, StreamSpec
+from pipelines.data.manifest import read_dataset
+
+batches = RankBatches(read_dataset(sys.argv[1]).domain("A"), StreamSpec(loader_workers=1), 32, 3, 64).epoch(0)
+next(batches)
+me = str(os.getpid())
+print(*(p for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == me), flush=True)
+time.sleep(600)  # reads nothing more: the loader fills its queue to this process
+"""
+PPID = """
+def _ppid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[1]
+    except OSError:
+        return None
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_killed_ranks_loader_processes_die_with_it(digit_domain_shards):
+    """A Ray Train worker killed outright (SIGKILL) never tells its loader processes to
+    stop. With its queue full, a loader then never exited, and holding the worker's sockets
+    it hid the death from Ray, whose run hung instead of restarting the worker group."""
+    rank = subprocess.Popen(
+        [sys.executable, "-c", PPID + KILLED_RANK, str(digit_domain_shards)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        loaders = [int(pid) for pid in rank.stdout.readline().split()]
+        assert loaders, "the rank started no loader process"
+        time.sleep(2)  # the loader fills its queue
+    finally:
+        rank.kill()
+        rank.wait()
+    deadline = time.time() + 10
+    while any(map(_running, loaders)) and time.time() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in loaders if _running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "the loader outlived its rank"

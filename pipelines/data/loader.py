@@ -18,6 +18,7 @@ ragged batches. Undecodable samples and broken shards are skipped and counted, n
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import multiprocessing
@@ -34,6 +35,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pipelines.data.images import BadImage, center_crop, decode_png, random_crop
+from pipelines.data.lifetime import die_with_parent
 from pipelines.data.manifest import DataError, DomainShards
 from pipelines.data.tar import tar_samples
 
@@ -289,6 +291,7 @@ class RankBatches:
             num_workers=workers,  # chunks are not pinned here: rebatch writes pinned batches
             prefetch_factor=4 if workers else None,
             multiprocessing_context=LOADER_START if workers else None,
+            worker_init_fn=functools.partial(die_with_parent, os.getpid()),
         )
 
     def _passes(self, epoch: int) -> Generator[dict, None, None]:
