@@ -23,6 +23,7 @@ from pipelines.core.distributed import world_size
 from pipelines.core.engine import Engine
 from pipelines.core.guard import Diverged
 from pipelines.core.stability import StabilityMonitor
+from pipelines.core.staging import Staged
 from pipelines.core.tensors import to_model_batch
 
 Evaluate = Callable[[dict[str, torch.nn.Module]], dict[str, float]]
@@ -175,16 +176,17 @@ class _Counters:
         return out
 
 
-def _batches(data: Batches, position: Position, exact: bool) -> Iterator[dict]:
-    """Batches from ``position`` on, forever, advancing it. Resuming an exact epoch skips the
-    batches already trained on, so every sample is still seen once; resampled streams draw
-    with replacement and simply start afresh (a resumed run sees other, equally random data)."""
+def _batches(data: Batches, start: Position, exact: bool) -> Iterator[tuple[dict, Position]]:
+    """Batches from ``start`` on, forever, each with the position after it. Resuming an exact
+    epoch skips the batches already trained on, so every sample is still seen once; resampled
+    streams draw with replacement and simply start afresh (a resumed run sees other, equally
+    random data)."""
+    epoch, done = start.epoch, start.batch
     while True:
-        skip = position.batch if exact else 0
-        for raw in islice(data.epoch(position.epoch), skip, None):
-            position.batch += 1
-            yield raw
-        position.epoch, position.batch = position.epoch + 1, 0
+        for raw in islice(data.epoch(epoch), done if exact else 0, None):
+            done += 1
+            yield raw, Position(epoch, done)
+        epoch, done = epoch + 1, 0
 
 
 def _end_of_step(
@@ -243,15 +245,18 @@ def run(
         if cfg.stability.check
         else None
     )
-    batches = _batches(data, position, exact=cfg.data.mode == "exact")
+    batches = Staged(_batches(data, position, exact=cfg.data.mode == "exact"), engine.device)
     while engine.step < train.steps:
         start = time.perf_counter()
-        raw = next(batches)
+        raw, after = batches.next()
+        position.epoch, position.batch = after.epoch, after.batch
         coverage.add(raw, position.epoch)
         # After fetching: starting a DataLoader draws from the global RNG, and a resumed run
         # starts one at a step where the uninterrupted run did not.
         seed_rank(train.seed, rank, engine.step)
         counters.meter.add(engine.train_step(to_model_batch(raw, engine.device, cfg.data.hflip)))
+        if engine.step < train.steps:  # the step is queued on a GPU: read and copy the next one meanwhile
+            batches.prefetch()
         counters.busy += time.perf_counter() - start
         counters.skipped, counters.padded = counters.skipped + raw["skipped"], counters.padded + raw["padded"]
         event = _end_of_step(cfg, engine, hooks.chief, counters, position, evaluator, fixed)
