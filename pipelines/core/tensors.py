@@ -20,12 +20,13 @@ def to_model_batch(batch: dict, device: torch.device, hflip: bool, generator: to
     """uint8 (N, C, H, W) images per domain -> float in [-1, 1] on ``device``, optionally
     with random h-flips (drawn independently per domain: the domains are unpaired).
 
-    Done after the host->device copy so the copy moves 4x fewer bytes."""
+    Done after the host->device copy so the copy moves 4x fewer bytes, and the flips before
+    the scaling, on a quarter of the bytes (the same result: a flip moves pixels exactly)."""
     out = {}
     for key, images in batch["images"].items():
-        image = from_uint8(images.to(device, non_blocking=True))
+        image = images.to(device, non_blocking=True)
         if hflip:
             flip = torch.rand(image.shape[0], generator=generator) < 0.5
             image = torch.where(flip.to(device)[:, None, None, None], image.flip(-1), image)
-        out[key] = image
+        out[key] = from_uint8(image)
     return out
