@@ -3,7 +3,8 @@
 # CUDA memory at 64 and 256 px with the GPU defaults (bf16 autocast where the GPU has it,
 # channels-last, TF32, cuDNN autotuning). Then StyleGAN at 256 px in StyleGAN2-ADA's own
 # one-GPU config (the preset NVlabs publish 48 images/s on a V100 for), with and without
-# the defaults and with its ops profiled; the fp16 path with its loss scaler; torch.compile.
+# the defaults and with its ops profiled; the fp16 path with its loss scaler; torch.compile,
+# and CycleGAN's launch-bound batch of 1 replayed as CUDA graphs (compile's reduce-overhead).
 # Every case reports whether its losses stayed finite. Needs only torch with CUDA and PyYAML.
 #   benchmarks/gpu.sh [PYTHON]      RESULTS=FILE keeps every case as a JSON line;
 #                                   PROFILE=PREFIX is where the op profiles go
@@ -23,3 +24,5 @@ run "${ADA[@]}" --amp off --channels-last off               # what the defaults 
 run --gans lsgan,cyclegan,discogan --sizes 64,256 --amp off # autocast stays only where it is faster
 run --gans lsgan,stylegan --sizes 64 --amp fp16             # fp16 with the loss scaler
 run "${ADA[@]}" --compile --case-timeout 240                # compiled (warm-up includes the compile)
+run --gans cyclegan --sizes 64 --compile --case-timeout 240  # batch 1: fused kernels...
+run --gans cyclegan --sizes 64 --compile --compile-mode reduce-overhead --case-timeout 240  # ...and CUDA graphs

@@ -39,6 +39,7 @@ def case_config(gan: str, batch: int, args: argparse.Namespace):
         f"train.use_gpu={args.device == 'cuda'}",
         f"train.channels_last={args.channels_last}",
         f"train.compile={args.compile}",
+        f"train.compile_mode={args.compile_mode}",
     ]
     return load(gan, config_files=args.config, overrides=overrides + ([f"data.batch_size={batch}"] if batch else []))
 
@@ -128,6 +129,8 @@ def run_isolated(gan: str, size: int, batch: int, args: argparse.Namespace) -> d
         "--channels-last",
         args.channels_last,
         *(["--compile"] if args.compile else []),
+        "--compile-mode",
+        args.compile_mode,
         *(["--profile", args.profile] if args.profile else []),
         *[arg for path in args.config for arg in ("--config", path)],
     ]
@@ -181,6 +184,11 @@ def parse() -> argparse.Namespace:
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile every net")
     parser.add_argument(
+        "--compile-mode",
+        default="default",
+        help="torch.compile's mode with --compile (train.compile_mode): reduce-overhead replays CUDA graphs",
+    )
+    parser.add_argument(
         "--batch",
         type=int,
         default=0,
@@ -213,12 +221,12 @@ def main() -> None:
             print(json.dumps(r), file=sys.stderr, flush=True)  # progress, and figures kept if the run is cut
             if args.jsonl:
                 with open(args.jsonl, "a") as f:
-                    f.write(json.dumps({**r, "compiled": args.compile}) + "\n")
+                    f.write(json.dumps({**r, "compiled": args.compile, "compile_mode": args.compile_mode}) + "\n")
             rows.append(row(r))
     memory = "peak CUDA MiB" if args.device == "cuda" else "peak RSS MiB"
     where = torch_device_name(args.device) + (f", {args.threads} thread(s)" if args.device == "cpu" else "")
     table(
-        f"Training step per GAN ({where}{', compiled' if args.compile else ''})",
+        f"Training step per GAN ({where}{f', compiled ({args.compile_mode})' if args.compile else ''})",
         ["GAN", "px", "batch", "amp", "layout", "step ms", "images/s", memory, "warm-up s", "losses"],
         rows,
     )

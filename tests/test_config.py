@@ -51,6 +51,7 @@ def test_tree_round_trips_through_dict_and_flattens_for_mlflow():
         ("train.steps=many", "train.steps must be of type int"),
         ("train.amp=fp8", "train.amp must be one of"),
         ("train.amp=on", "train.amp must be one of"),
+        ("train.compile_mode=fast", "train.compile_mode must be one of"),
         ("train.channels_last=sometimes", "train.channels_last must be one of"),
         ("data.mode=sometimes", "data.mode must be one of"),
         ("model.ngf=0", "model.ngf must be >= 1"),

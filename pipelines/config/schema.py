@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+# torch.compile's modes; reduce-overhead and max-autotune replay CUDA graphs on a GPU
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 AUG_KINDS = ("none", "ada", "diffaug")  # gan_core/augment.py's pipelines, and none
 SWITCHES = ("auto", "on", "off")
 DATA_MODES = ("resampled", "exact")
@@ -109,6 +111,9 @@ class TrainConfig:
     # code's choice per GAN (off for StyleGAN, as NVlabs; on for the others), on or off.
     tf32: str = "auto"
     compile: bool = False  # torch.compile every net (minutes of compiling; pays off on long GPU runs)
+    # torch.compile's mode: reduce-overhead replays each net's kernels as CUDA graphs, for
+    # steps bound by kernel launches (CycleGAN at batch 1); no effect without compile.
+    compile_mode: str = "default"
     ema_half_life_kimg: float = 0.0  # EMA of the ema_nets, half-life in thousands of images; 0 = off
     # StyleGAN2-ADA's ramp-up: the half-life is at most this fraction of the images seen so
     # far, so early EMA weights are not dominated by the random init; 0 = no ramp-up.
@@ -162,6 +167,10 @@ class TrainConfig:
             self.channels_last in SWITCHES, f"train.channels_last must be one of {SWITCHES}, got {self.channels_last!r}"
         )
         _require(self.tf32 in SWITCHES, f"train.tf32 must be one of {SWITCHES}, got {self.tf32!r}")
+        _require(
+            self.compile_mode in COMPILE_MODES,
+            f"train.compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}",
+        )
         _require(self.ema_half_life_kimg >= 0, "train.ema_half_life_kimg must be >= 0")
         _require(self.ema_rampup >= 0, "train.ema_rampup must be >= 0")
         _require(self.max_failures >= 0, "train.max_failures must be >= 0")

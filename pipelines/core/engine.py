@@ -32,6 +32,7 @@ from pipelines.core.distributed import world_size
 from pipelines.core.guard import NonFiniteGuard, all_finite
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the torch.compile modes that replay CUDA graphs
 
 
 @dataclass
@@ -82,7 +83,9 @@ class Engine:
         self.nets: dict[str, nn.Module] = {k: self._wrap(v) for k, v in self.raw.items()}
         if train.compile:
             for net in self.nets.values():
-                net.compile()  # in place: state_dict keys stay those of the plain net
+                net.compile(mode=train.compile_mode)  # in place: state_dict keys stay those of the plain net
+        # CUDA graph trees replay a step's graphs as one sequence: each step starts a new one.
+        self.cuda_graphs = train.compile and train.compile_mode in CUDA_GRAPH_MODES and device.type == "cuda"
         self.amp = amp_mode(train, device)
         self.amp_dtype = AMP_DTYPES.get(self.amp)
         self.groups = {name: self._make_optim(name, optim) for name in gan.groups}
@@ -186,6 +189,8 @@ class Engine:
 
     def train_step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run every phase due at this step; returns detached tensors to log (no host sync)."""
+        if self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         self._apply_lr_schedule()
         if self.memory_format is torch.channels_last:
             batch = {
