@@ -73,7 +73,9 @@ def test_checkpoint_round_trip_is_exact_and_training_continues_identically(name,
 
     torch.manual_seed(123)
     b = tiny_engine(name, ema)
-    b.load_state_dict(load_checkpoint(tmp_path / "ck")["engine"])
+    state = load_checkpoint(tmp_path / "ck")
+    assert (state["epoch"], state["batch"], state["world"]) == (1, 3, 1)  # the stream position, and for how many
+    b.load_state_dict(state["engine"])
     ta, tb = _tensors(a.state_dict()), _tensors(b.state_dict())
     assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
     assert a.step == b.step == 5

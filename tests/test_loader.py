@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections import Counter
 
 import pytest
@@ -16,6 +17,7 @@ import torch
 from conftest import add_member
 
 from pipelines.config import ConfigError, load
+from pipelines.core.loop import Position, resumed_position
 from pipelines.data.batches import Batches, resolve_domains
 from pipelines.data.demo import write_digits
 from pipelines.data.loader import RankBatches, StreamSpec, auto_loader_workers, loader_processes
@@ -60,6 +62,20 @@ def test_exact_epochs_reshuffle_the_shard_assignment(even_shards):
     assert {k.split("#")[0] for k in _keys(_epoch(even_shards, 0, 2, epoch=0))} != {
         k.split("#")[0] for k in _keys(_epoch(even_shards, 0, 2, epoch=1))
     }
+
+
+def test_an_exact_epoch_resumed_by_another_worker_count_moves_on_instead_of_rereading(even_shards):
+    read = set(_keys(_epoch(even_shards, 0, 2)[:6]) + _keys(_epoch(even_shards, 1, 2)[:6]))  # 6 of 16 batches
+    state = {"epoch": 0, "batch": 6, "world": 2}
+    # The hazard: 6 batches into epoch 0 as one worker deals it re-reads samples both ranks had.
+    assert set(_keys(_epoch(even_shards, 0, 1)[6:])) & read
+    with pytest.warns(UserWarning, match="written by 2 workers 6 batches into epoch 0.*goes on at epoch 1"):
+        assert resumed_position(state, world=1, exact=True) == Position(1, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resumed_position(state, world=2, exact=True) == Position(0, 6)  # the same deal: go on
+        assert resumed_position(state, world=1, exact=False) == Position(0, 6)  # resampled: drawn afresh
+        assert resumed_position({"epoch": 2, "batch": 4}, world=2, exact=True) == Position(2, 4)  # older checkpoints
 
 
 def test_uneven_shards_give_equal_batch_counts_by_padding(digit_shards):

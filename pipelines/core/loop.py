@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -137,9 +138,29 @@ def checkpoint_state(engine: Engine, position: Position, cfg: GanforgeConfig) ->
         "engine": engine.state_dict(),
         "epoch": position.epoch,
         "batch": position.batch,
+        "world": world_size(),  # the batch count above means something only to this many workers
         "config": to_dict(cfg),
         "image": image,
     }  # a plain tree: loads with weights_only=True
+
+
+def resumed_position(state: dict[str, Any], world: int, exact: bool) -> Position:
+    """Where a checkpoint's data stream goes on with ``world`` workers. An exact epoch deals
+    its shards by worker count, so a position inside one means nothing to another count (a
+    resume with other ``--workers``, an elastic resize): that run starts the next epoch, so
+    no sample is read twice in one, and says how much of the interrupted epoch it leaves.
+    Resampled streams draw afresh after any resume, so their position needs no care."""
+    epoch, batch = int(state["epoch"]), int(state.get("batch", 0))
+    written_by = int(state.get("world", world))  # checkpoints from before it was recorded
+    if not (exact and batch and written_by != world):
+        return Position(epoch, batch)
+    warnings.warn(
+        f"data.mode=exact: the checkpoint was written by {written_by} workers {batch} batches into "
+        f"epoch {epoch}, which deals its shards differently to {world}; the run goes on at epoch "
+        f"{epoch + 1}, and the rest of epoch {epoch} is not read",
+        stacklevel=2,
+    )
+    return Position(epoch + 1, 0)
 
 
 def checkpoint_due(train: TrainConfig, step: int) -> bool:

@@ -18,7 +18,7 @@ import ray.train.torch
 import torch
 
 import gan_core
-from pipelines.config.schema import GanforgeConfig, OptimConfig
+from pipelines.config.schema import GanforgeConfig
 from pipelines.core import loop, storage
 from pipelines.core.checkpoint import load_checkpoint, save_checkpoint
 from pipelines.core.device import configure_device
@@ -115,7 +115,9 @@ class RayHooks:
         self.log.artifacts(checkpoint_folder, "checkpoint")
 
 
-def _restore(engine: Engine, resume_from: str | None, optim: OptimConfig, device: torch.device) -> loop.Position:
+def _restore(
+    engine: Engine, resume_from: str | None, cfg: GanforgeConfig, world: int, device: torch.device
+) -> loop.Position:
     """Ray's checkpoint when this worker group restarts after a failure; else the checkpoint
     that `ganforge train --resume` named; else a fresh start."""
     # Either one is read through Ray's Checkpoint, which opens local folders and storage URIs
@@ -128,8 +130,8 @@ def _restore(engine: Engine, resume_from: str | None, optim: OptimConfig, device
     engine.load_state_dict(state["engine"])
     # The configured rates, not the checkpoint's: the same unless PBT has perturbed them
     # (its exploit restores another trial's checkpoint under this trial's new config).
-    engine.set_learning_rates(optim.lr_g, optim.lr_d)
-    return loop.Position(int(state["epoch"]), int(state.get("batch", 0)))
+    engine.set_learning_rates(cfg.optim.lr_g, cfg.optim.lr_d)
+    return loop.resumed_position(state, world, exact=cfg.data.mode == "exact")
 
 
 def _logger(spec: RunSpec) -> RunLogger:
@@ -215,7 +217,7 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
 
     dataset = read_dataset(cfg.data.path)
     engine = build_engine(cfg, dataset, device)
-    position = _restore(engine, spec.resume_from, cfg.optim, device)
+    position = _restore(engine, spec.resume_from, cfg, world, device)
     data = build_batches(cfg, dataset, engine, rank, world)
     evaluator = make_evaluator(cfg, engine.gan, dataset, data.domains, device) if cfg.eval.every else None
     logger = _chief_logger(spec, world, device) if rank == 0 else None
