@@ -2,7 +2,9 @@
 and MLflow artifacts live on S3 (the session's S3 server), as on a cluster: a run whose
 worker process is killed mid-run, then continued with `--resume RUN_ID`, has at each end
 weights bitwise identical to an uninterrupted run's at the same step, in one MLflow run on
-one step axis. (One chain of two Ray Train runs: each costs some 15 s of process starts.)
+one step axis; resumed again from an older checkpoint, the run's next `--resume RUN_ID`
+finds that branch's checkpoints. (One chain of three Ray Train runs: each costs some 15 s of
+process starts.)
 
 The uninterrupted run is the same loop in two plain torch DDP processes, without Ray: so
 this test also shows that Ray Train adds nothing to what is computed."""
@@ -138,6 +140,12 @@ def test_a_killed_worker_and_then_a_resume_continue_the_run_bitwise(
         next(generated(load_trained(s, tracking), 8, seed=3)) for s in (first.run_id, resumed.checkpoint_path)
     )
     assert torch.equal(by_run, by_uri)
+
+    # A resume from an older checkpoint (step 200) starts new Ray books; the run's tag names
+    # them, so a later `--resume RUN_ID` continues from their newest checkpoint, not step 300.
+    again = train(resume_config("lsgan", checkpoint, ["train.steps=210"]), progress=False, resume_from=checkpoint)
+    assert again.checkpoint_path.startswith(f"{s3_bucket_uri}/ray/ganforge-{first.run_id}-from-")
+    assert find_checkpoint(first.run_id, tracking) == again.checkpoint_path
 
 
 def _worker_pids():

@@ -4,7 +4,6 @@ in the terminal. Ends the MLflow run as FINISHED or FAILED."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import gan_core
@@ -17,8 +16,8 @@ from pipelines.tracking.runs import end_run
 from pipelines.train.paths import resolved
 from pipelines.train.preflight import check_capacity, check_run
 from pipelines.train.progress import Progress
-from pipelines.train.resume import checkpoint_location, newest_checkpoint, ray_run_name
-from pipelines.train.run_record import close_failed, name_best_model, open_run, register_best
+from pipelines.train.resume import checkpoint_location
+from pipelines.train.run_record import close_failed, name_best_model, open_run, ray_run, register_best
 from pipelines.train.run_spec import RunSpec
 from pipelines.train.torch_trainer import torch_trainer
 
@@ -48,7 +47,7 @@ def train(
     store.check_shared(store.resolve(cfg.tracking).uri, alive_nodes())
     cfg = open_run(resolved(cfg), resume_from)
     run_id = cfg.tracking.run_id
-    name = _ray_run(cfg, resume_from)
+    name = ray_run(cfg, resume_from)
     bar = None
     try:
         from ray.util.queue import Queue
@@ -72,12 +71,3 @@ def train(
     checkpoint = checkpoint_location(run_folder, result.checkpoint.path) if result.checkpoint else None
     model = f"models:/{best.model_id}" if best else None
     return TrainOutcome(run_id, dict(result.return_value or {}), checkpoint, cfg.tracking, model, registered)
-
-
-def _ray_run(cfg: GanforgeConfig, resume_from: str | None) -> str:
-    """The Ray Train run's name. A run resumed from its newest checkpoint keeps its name, so
-    Ray Train restores that checkpoint from its own books (and again after any failure of the
-    resumed run); one resumed from another checkpoint gets fresh books under a new name."""
-    name = ray_run_name(cfg.tracking.run_id)
-    newest = newest_checkpoint(storage.join(cfg.train.storage_path, name)) if resume_from else None
-    return name if newest in (None, resume_from) else f"{name}-from-{time.strftime('%m%d-%H%M%S')}"

@@ -1,12 +1,12 @@
 """``ganforge train --resume RUN_ID_OR_CHECKPOINT``: find the checkpoint to continue from and
 the config it was trained with.
 
-A run id names a Ray Train run, ``ganforge-<run id>`` in the storage path the run's tags give
-(local or a URI such as ``s3://``). Ray Train's own books (``Result.from_path``) say which of
-its checkpoints is newest, and the resumed run reuses that name, so Ray Train restores the
-checkpoint itself and keeps managing the run's checkpoints. A run whose Ray storage is gone
-falls back to the final checkpoint logged to MLflow, copied to the storage path so that
-workers on every node can read it."""
+A run id names a Ray Train run, ``ganforge-<run id>`` (or the later one its tags name) in the
+storage path the run's tags give (local or a URI such as ``s3://``). Ray Train's own books
+(``Result.from_path``) say which of its checkpoints is newest, and the resumed run reuses
+that name, so Ray Train restores the checkpoint itself and keeps managing the run's
+checkpoints. A run whose Ray storage is gone falls back to the final checkpoint logged to
+MLflow, copied to the storage path so that workers on every node can read it."""
 
 from __future__ import annotations
 
@@ -24,11 +24,19 @@ from pipelines.errors import NotFound
 from pipelines.inference.model import RUN_ID
 
 STORAGE_TAG = "ganforge.ray_storage"
+RAY_RUN_TAG = "ganforge.ray_run"
 
 
 def ray_run_name(run_id: str) -> str:
-    """The Ray Train run of an MLflow run: one name for its first start and every resume."""
+    """The Ray Train run of an MLflow run: one name for its first start and every resume
+    from its newest checkpoint."""
     return f"ganforge-{run_id}"
+
+
+def ray_books(tags: dict[str, str], run_id: str) -> str:
+    """The Ray Train run that holds an MLflow run's newest checkpoints: the one its tags name
+    (a resume from an older checkpoint starts new books), else the run's first."""
+    return tags.get(RAY_RUN_TAG) or ray_run_name(run_id)
 
 
 def checkpoint_location(run_folder: str, ray_path: str) -> str:
@@ -62,7 +70,7 @@ def _from_run(run_id: str, tracking: TrackingConfig) -> str:
     except MlflowException as exc:
         raise NotFound(f"no MLflow run {run_id} in the tracking store {tracking.uri}") from exc
     where = run.data.tags.get(STORAGE_TAG)
-    newest = newest_checkpoint(storage.join(where, ray_run_name(run_id))) if where else None
+    newest = newest_checkpoint(storage.join(where, ray_books(run.data.tags, run_id))) if where else None
     if newest is not None:
         return newest
     if where and any(a.path == "checkpoint" for a in client.list_artifacts(run_id)):

@@ -4,6 +4,7 @@ resume, reopened) before any worker starts, and ended as FINISHED, FAILED or KIL
 from __future__ import annotations
 
 import dataclasses
+import time
 import warnings
 from typing import Any
 
@@ -11,13 +12,14 @@ from mlflow import MlflowClient
 
 import gan_core
 from pipelines.config import GanforgeConfig, flatten, to_dict
+from pipelines.core import storage
 from pipelines.data.batches import resolve_domains
 from pipelines.data.manifest import read_dataset
 from pipelines.errors import TrainingFailed, user_error_of
 from pipelines.tracking.datasets import log_inputs, run_inputs
 from pipelines.tracking.models import Registered, mark_best, register
 from pipelines.tracking.runs import end_run, git_commit, reopen_run, start_run
-from pipelines.train.resume import STORAGE_TAG
+from pipelines.train.resume import RAY_RUN_TAG, STORAGE_TAG, newest_checkpoint, ray_books, ray_run_name
 
 
 def run_params(cfg: GanforgeConfig) -> dict[str, Any]:
@@ -46,6 +48,20 @@ def open_run(cfg: GanforgeConfig, resume_from: str | None) -> GanforgeConfig:
     cfg = dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, run_id=run_id))
     log_lineage(cfg)
     return cfg
+
+
+def ray_run(cfg: GanforgeConfig, resume_from: str | None) -> str:
+    """The Ray Train run to train in, named in the MLflow run's tags for a later ``--resume
+    RUN_ID``. A run resumed from its newest checkpoint keeps its books, so Ray Train restores
+    that checkpoint itself (and again after any failure of the resumed run); one resumed from
+    an older checkpoint starts new books under a new name."""
+    client, run_id = MlflowClient(cfg.tracking.uri), cfg.tracking.run_id
+    name = ray_books(client.get_run(run_id).data.tags, run_id)
+    newest = newest_checkpoint(storage.join(cfg.train.storage_path, name)) if resume_from else None
+    if newest not in (None, resume_from):
+        name = f"{ray_run_name(run_id)}-from-{time.strftime('%m%d-%H%M%S')}"
+    client.set_tag(run_id, RAY_RUN_TAG, name)
+    return name
 
 
 def log_lineage(cfg: GanforgeConfig) -> None:
