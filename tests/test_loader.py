@@ -23,6 +23,7 @@ from pipelines.data.demo import write_digits
 from pipelines.data.loader import RankBatches, StreamSpec, auto_loader_workers, loader_processes
 from pipelines.data.manifest import DataError, read_dataset
 from pipelines.data.shard import ShardOptions, write_shards
+from pipelines.train.preflight import check_data
 
 
 def _epoch(shards, rank, world, mode="exact", epoch=0, workers=2, batch=50, epoch_batches=0):
@@ -76,6 +77,15 @@ def test_an_exact_epoch_resumed_by_another_worker_count_moves_on_instead_of_rere
         assert resumed_position(state, world=2, exact=True) == Position(0, 6)  # the same deal: go on
         assert resumed_position(state, world=1, exact=False) == Position(0, 6)  # resampled: drawn afresh
         assert resumed_position({"epoch": 2, "batch": 4}, world=2, exact=True) == Position(2, 4)  # older checkpoints
+
+
+def test_an_elastic_exact_run_is_told_what_a_resize_does_to_its_epoch(even_shards):
+    elastic = load("lsgan", overrides=[f"data.path={even_shards}", "data.mode=exact", "train.workers=1-2"])
+    with pytest.warns(UserWarning, match="a resize ends the epoch it interrupts"):
+        check_data(elastic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_data(load("lsgan", overrides=[f"data.path={even_shards}", "data.mode=exact", "train.workers=2"]))
 
 
 def test_uneven_shards_give_equal_batch_counts_by_padding(digit_shards):

@@ -41,6 +41,12 @@ def check_data(cfg: GanforgeConfig) -> None:
         spec = StreamSpec(world=world, mode=cfg.data.mode, loader_workers=max(1, cfg.data.loader_workers))
         for domain in domains.values():
             check_exact(dataset.domain(domain), spec)
+    if cfg.data.mode == "exact" and cfg.train.elastic:
+        warnings.warn(
+            "data.mode=exact with a worker range: each worker count deals an epoch's shards differently, "
+            "so a resize ends the epoch it interrupts (no sample is read twice in it; the rest is not read)",
+            stacklevel=2,
+        )
 
 
 def check_eval(cfg: GanforgeConfig) -> None:
