@@ -4,6 +4,11 @@ and over several seeds; each run's final SWD is measured against the 1,597 digit
 saw. Prints one row per GAN and augmentation (mean, std and every seed's value).
 
     python benchmarks/ada_small_data.py [--steps 3000] [--seeds 3] [--processes 2]
+    python benchmarks/ada_small_data.py --gans lsgan --seeds 1 --steps 9000 --eval-every 750
+
+With ``--eval-every`` each run also prints its SWD trajectory, with D's real sign (ADA's
+overfitting heuristic, measured with or without augmentation) and p where ADA runs: whether
+D overfits, and whether that ever costs G anything.
 
 ADA's controller moves p by batch x interval / (aug.kimg x 1000) per adjustment. NVlabs'
 500 kimg is 2% of their 25,000 kimg runs; runs this short keep that share (--ada-share): p
@@ -35,7 +40,7 @@ def shards(folder: Path) -> Path:
     return out
 
 
-def run(gan: str, aug: str, seed: int, data: str, steps: int, ada_share: float) -> float:
+def run(gan: str, aug: str, seed: int, data: str, steps: int, ada_share: float, eval_every: int) -> float:
     """One single-process run (no Ray: the same engine and loop); its final eval/swd."""
     import torch
 
@@ -51,7 +56,7 @@ def run(gan: str, aug: str, seed: int, data: str, steps: int, ada_share: float) 
         f"train.steps={steps}",
         f"train.seed={seed}",
         f"aug.kind={aug}",
-        f"eval.every={steps}",
+        f"eval.every={eval_every or steps}",
         "eval.samples=1024",
         "data.loader_workers=0",
         "train.log_every=100",
@@ -67,6 +72,8 @@ def run(gan: str, aug: str, seed: int, data: str, steps: int, ada_share: float) 
     evaluator = make_evaluator(cfg, engine.gan, dataset, batches.domains, torch.device("cpu"))
     hooks = loop.CollectingHooks()
     loop.run(cfg, engine, batches, hooks, evaluator=evaluator)
+    if eval_every:
+        print(trajectory(f"{gan} {aug} seed {seed}", hooks), flush=True)
     p = [m["aug/p"] for _, m in hooks.logs if "aug/p" in m]
     print(
         f"  {gan} {aug} seed {seed}: swd {hooks.evals[-1][1]['eval/swd']:.2f}"
@@ -76,6 +83,17 @@ def run(gan: str, aug: str, seed: int, data: str, steps: int, ada_share: float) 
     return hooks.evals[-1][1]["eval/swd"]
 
 
+def trajectory(name: str, hooks) -> str:
+    """One line per evaluation: SWD, and the last logged real sign (and p) before it."""
+    lines = [f"  {name}: step, swd, D/real_sign, aug/p"]
+    for step, evaluated in hooks.evals:
+        logged = [m for at, m in hooks.logs if at <= step]
+        last = logged[-1] if logged else {}
+        p = f" {last['aug/p']:.2f}" if "aug/p" in last else ""
+        lines.append(f"    {step:6d} {evaluated['eval/swd']:6.2f} {last.get('D/real_sign', float('nan')):5.2f}{p}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000)
@@ -83,12 +101,17 @@ def main() -> None:
     parser.add_argument("--gans", nargs="+", default=["lsgan", "stylegan"])
     parser.add_argument("--ada-share", type=float, default=0.02)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--eval-every", type=int, default=0, help="also evaluate every N steps and print each trajectory"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ganforge-ada-") as folder:
         data = str(shards(Path(folder)))
         cases = [(gan, aug, seed) for gan in args.gans for aug in ("none", "ada") for seed in range(args.seeds)]
         with ProcessPoolExecutor(args.processes) as pool:
-            futures = {case: pool.submit(run, *case, data, args.steps, args.ada_share) for case in cases}
+            futures = {
+                case: pool.submit(run, *case, data, args.steps, args.ada_share, args.eval_every) for case in cases
+            }
             results = {case: future.result() for case, future in futures.items()}
     print(
         f"\n{TRAIN_IMAGES} training images, {args.steps} steps, final SWD against the held-out digits (lower is better)"
