@@ -56,10 +56,11 @@ def ray_run(cfg: GanforgeConfig, resume_from: str | None) -> str:
     that checkpoint itself (and again after any failure of the resumed run); one resumed from
     an older checkpoint starts new books under a new name."""
     client, run_id = MlflowClient(cfg.tracking.uri), cfg.tracking.run_id
-    name = ray_books(client.get_run(run_id).data.tags, run_id)
-    newest = newest_checkpoint(storage.join(cfg.train.storage_path, name)) if resume_from else None
-    if newest not in (None, resume_from):
-        name = f"{ray_run_name(run_id)}-from-{time.strftime('%m%d-%H%M%S')}"
+    name = ray_run_name(run_id)
+    if resume_from:  # only a resumed run can have books of another name, or checkpoints
+        name = ray_books(client.get_run(run_id).data.tags, run_id)
+        if newest_checkpoint(storage.join(cfg.train.storage_path, name)) not in (None, resume_from):
+            name = f"{ray_run_name(run_id)}-from-{time.strftime('%m%d-%H%M%S')}"
     client.set_tag(run_id, RAY_RUN_TAG, name)
     return name
 
