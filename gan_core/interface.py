@@ -112,6 +112,9 @@ class GAN(abc.ABC):
     domains: ClassVar[tuple[str, ...]] = ("image",)
     # Nets that get an exponential moving average copy when EMA is on; samples use it.
     ema_nets: ClassVar[tuple[str, ...]] = ()
+    # Real images of each domain that ``fixed_inputs`` needs (translation grids show some);
+    # the loop reads only that many, and none for a GAN that samples from noise.
+    grid_reals: ClassVar[int] = 0
     # TF32 matmuls and convolutions on a GPU, where ``train.tf32`` is auto: the official
     # code's choice (PyTorch's defaults for most; NVlabs turn it off for StyleGAN2).
     tf32: ClassVar[bool] = True
@@ -163,7 +166,8 @@ class GAN(abc.ABC):
     @abc.abstractmethod
     def fixed_inputs(self, n: int, generator: torch.Generator, reals: Batch) -> dict[str, torch.Tensor]:
         """A fixed input batch for sample grids: latents drawn from ``generator``, or for
-        translation some of ``reals`` (the first images of each domain, in [-1, 1])."""
+        translation some of ``reals`` (the first ``grid_reals`` images of each domain, in
+        [-1, 1]; empty when ``grid_reals`` is 0)."""
 
     @abc.abstractmethod
     def sample_grid(self, nets: Nets, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -15,6 +15,7 @@ DIRECTIONS = ("AtoB", "BtoA")
 
 class TranslationGAN(GAN):
     domains = ("A", "B")
+    grid_reals = GRID_ROWS
     groups = {"G": generator("G_AB", "G_BA"), "D": discriminator("D_A", "D_B")}
 
     def fixed_inputs(self, n: int, generator: torch.Generator, reals: Batch) -> dict[str, torch.Tensor]:

@@ -10,6 +10,7 @@ from tiny import TINY, tiny_batch, tiny_engine
 
 import gan_core
 from pipelines.config import load
+from pipelines.core import loop
 from pipelines.core.checkpoint import load_checkpoint, save_checkpoint
 from pipelines.core.loop import Position, checkpoint_state
 
@@ -99,6 +100,29 @@ def test_sample_grid_shapes(name):
         assert grid.shape[:2] == (8, 6)  # 8 examples: real A | fake B | rec A | real B | fake A | rec B
     elif name == "stylegan":
         assert grid.shape[:2] == (3 + 1, 4)  # 10 samples, 4 wide, 3 rows; then the truncation row
+
+
+class _CountingPreview:
+    """The loop's view of the data for sample grids: records how many reals it was asked for."""
+
+    def __init__(self, name, domains):
+        self.name, self.domains, self.asked = name, domains, []
+
+    def preview(self, n):
+        self.asked.append(n)
+        _, res, ch = TINY[self.name]
+        return {d: torch.randint(0, 256, (n, ch, res, res), dtype=torch.uint8) for d in self.domains}
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_fixed_inputs_read_only_the_reals_a_grid_shows(name):
+    engine = tiny_engine(name)
+    data = _CountingPreview(name, engine.gan.domains)
+    inputs = loop.fixed_inputs(engine, data, 36, seed=0)
+    if engine.gan.domains == ("A", "B"):  # the grid's 8 rows of reals, not the 36 samples asked for
+        assert data.asked == [8] and all(v.shape[0] == 8 and v.min() >= -1 for v in inputs.values())
+    else:  # noise only: reading a shard (maybe remote) for nothing is what this avoids
+        assert data.asked == [] and inputs["z"].shape[0] == 36
 
 
 @pytest.mark.parametrize("name", GANS)

@@ -168,8 +168,10 @@ def checkpoint_due(train: TrainConfig, step: int) -> bool:
 
 
 def fixed_inputs(engine: Engine, data: Batches, n: int, seed: int) -> dict[str, torch.Tensor]:
-    """Sample-grid inputs that stay the same all run long (and across a resume)."""
-    reals = to_model_batch({"images": data.preview(n)}, torch.device("cpu"), hflip=False)
+    """Sample-grid inputs that stay the same all run long (and across a resume). Reals are
+    read only for a GAN whose grid shows them: on remote data each read streams a shard."""
+    count = min(n, engine.gan.grid_reals)
+    reals = to_model_batch({"images": data.preview(count)}, torch.device("cpu"), hflip=False) if count else {}
     return engine.gan.fixed_inputs(n, torch.Generator().manual_seed(seed), reals)
 
 
