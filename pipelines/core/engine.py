@@ -40,6 +40,7 @@ class GroupOptim:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     nets: tuple[str, ...]
+    lazy: float  # the group's lazy-regularisation factor c, fixed for the run
 
 
 def lazy_ratio(gan: GAN, group: str) -> float:
@@ -124,7 +125,7 @@ class Engine:
             weight_decay=optim.weight_decay,
         )
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
-        return GroupOptim(optimizer, scaler, names)
+        return GroupOptim(optimizer, scaler, names, c)
 
     def _make_ema(self) -> dict[str, nn.Module]:
         if self.train_cfg.ema_half_life_kimg <= 0:
@@ -175,10 +176,9 @@ class Engine:
 
     def _apply_lr_schedule(self) -> None:
         factor = lr_factor(self.step, self.train_cfg.steps, self.optim_cfg.lr_decay_from)
-        for name, group in self.groups.items():
-            c = lazy_ratio(self.gan, name)
+        for group in self.groups.values():
             for param_group in group.optimizer.param_groups:
-                param_group["lr"] = param_group["base_lr"] * c * factor
+                param_group["lr"] = param_group["base_lr"] * group.lazy * factor
 
     def set_learning_rates(self, lr_g: float, lr_d: float) -> None:
         """New configured rates (PBT's perturbation); the schedule applies on top."""
