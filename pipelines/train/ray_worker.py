@@ -31,6 +31,7 @@ from pipelines.eval.reference import reference_id
 from pipelines.tracking.grids import grid_image
 from pipelines.train.build import build_batches, build_engine
 from pipelines.train.generator_log import GeneratorLog
+from pipelines.train.progress import notices_to_driver
 from pipelines.train.resume import ray_run_name
 from pipelines.train.run_spec import RunSpec
 
@@ -217,7 +218,8 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, float]:
 
     dataset = read_dataset(cfg.data.path)
     engine = build_engine(cfg, dataset, device)
-    position = _restore(engine, spec.resume_from, cfg, world, device)
+    with notices_to_driver(spec.progress if rank == 0 else None):  # e.g. an epoch a resume leaves
+        position = _restore(engine, spec.resume_from, cfg, world, device)
     data = build_batches(cfg, dataset, engine, rank, world)
     evaluator = make_evaluator(cfg, engine.gan, dataset, data.domains, device) if cfg.eval.every else None
     logger = _chief_logger(spec, world, device) if rank == 0 else None
