@@ -43,15 +43,14 @@ def shards(folder: Path, kind: str) -> Path:
     from pipelines.data.shard import ShardOptions, write_shards
 
     if kind == "mnistm":
-        images = mnist_m(digit_images(SIZE)[0])
+        images, channels = mnist_m(digit_images(SIZE)[0]), "RGB"
         (folder / "images").mkdir()
         for index, image in enumerate(images):
-            Image.fromarray(image, "RGB").save(folder / "images" / f"{index:05d}.png")
+            Image.fromarray(image, channels).save(folder / "images" / f"{index:05d}.png")
         count = len(images)
     else:
-        count = write_digits(folder / "images", size=SIZE)
+        count, channels = write_digits(folder / "images", size=SIZE), "L"
     out = folder / "shards"
-    channels = "RGB" if kind == "mnistm" else "L"
     options = ShardOptions(size=SIZE, channels=channels, shard_size=100, holdout=count - TRAIN_IMAGES, progress=False)
     write_shards({"image": folder / "images"}, out, options)
     return out
